@@ -1,0 +1,50 @@
+import createError from '@fastify/error'
+
+// One table of every error the plugin raises. Codes are FST_SESSION_<AREA>_<WHAT>;
+// option errors name the option, so a misconfigured app fails at register() with a
+// message that says what to fix.
+
+export const FST_SESSION_OPTION_INVALID = createError<[string, string]>(
+  'FST_SESSION_OPTION_INVALID', 'Invalid option "%s": %s', 500, TypeError)
+
+export const FST_SESSION_SECRET_INVALID = createError<[string]>(
+  'FST_SESSION_SECRET_INVALID', 'Invalid option "secret": %s', 500, TypeError)
+
+export const FST_SESSION_STORE_UNKNOWN = createError<[string, string]>(
+  'FST_SESSION_STORE_UNKNOWN', 'Unknown session store "%s"; known stores: %s', 500, TypeError)
+
+export const FST_SESSION_STORE_INVALID = createError<[string]>(
+  'FST_SESSION_STORE_INVALID', 'Invalid session store: %s', 500, TypeError)
+
+export const FST_SESSION_STORE_UNAVAILABLE = createError<[string]>(
+  'FST_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503)
+
+export const FST_SESSION_STORE_UNSUPPORTED = createError<[string, string]>(
+  'FST_SESSION_STORE_UNSUPPORTED', 'The session store does not support %s; %s', 501)
+
+export const FST_SESSION_ID_COLLISION = createError<[number]>(
+  'FST_SESSION_ID_COLLISION', 'Could not create a unique session id after %s attempts', 500)
+
+export const FST_SESSION_USER_ID_INVALID = createError<[string]>(
+  'FST_SESSION_USER_ID_INVALID', 'Invalid user id: %s', 500, TypeError)
+
+export const FST_SESSION_KEY_INVALID = createError<[string]>(
+  'FST_SESSION_KEY_INVALID', 'Invalid session key: %s', 500, TypeError)
+
+export const FST_SESSION_VALUE_INVALID = createError<[string, string]>(
+  'FST_SESSION_VALUE_INVALID', 'Session value for key "%s" cannot be stored: %s', 500, TypeError)
+
+export const FST_SESSION_NOT_FOUND = createError(
+  'FST_SESSION_NOT_FOUND', 'Session not found or expired', 404)
+
+export const FST_SESSION_DESTROYED = createError<[string]>(
+  'FST_SESSION_DESTROYED', 'The session was destroyed; cannot %s', 500)
+
+export const FST_SESSION_REVOKED = createError(
+  'FST_SESSION_REVOKED', 'The session was revoked while this request was in flight', 409)
+
+export const FST_SESSION_COOKIE_TOO_LARGE = createError<[number, number]>(
+  'FST_SESSION_COOKIE_TOO_LARGE', 'Session cookie would be %s bytes, over the limit of %s bytes', 500)
+
+export const FST_SESSION_NOT_FRESH = createError(
+  'FST_SESSION_NOT_FRESH', 'A recent login is required', 401)

@@ -1,0 +1,43 @@
+import fastifyCookie from '@fastify/cookie'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { FastifyUserSessionsOptions } from './options.js'
+import { sessionPlugin } from './plugin.js'
+import type { Session } from './session.js'
+import { memoryStore } from './stores/memory.js'
+import { registerStore } from './stores/registry.js'
+import type { UserSessions } from './user-sessions.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The visitor's session; see fastify-user-sessions. */
+    readonly session: Session
+  }
+  interface FastifyInstance {
+    /** The per-user session model: get, upsert, delete, getAll, deleteAll. */
+    sessions: UserSessions
+  }
+}
+
+registerStore('memory', memoryStore)
+registerStore('ets', memoryStore)
+
+async function fastifyUserSessionsPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
+  if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
+  await sessionPlugin(fastify, options)
+}
+
+export const fastifyUserSessions = fp(fastifyUserSessionsPlugin, {
+  fastify: '5.x',
+  name: 'fastify-user-sessions'
+})
+export default fastifyUserSessions
+
+export * as errors from './errors.js'
+export type { FastifyUserSessionsOptions, SessionCookieOptions } from './options.js'
+export { Session, type SessionData, type SessionKey, type SessionValue, type LoginOptions } from './session.js'
+export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOptions } from './user-sessions.js'
+export { registerStore, knownStores } from './stores/registry.js'
+export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
+export { MemoryStore, memoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './stores/memory.js'
+export { userKey, ownerKeyOf } from './ids.js'

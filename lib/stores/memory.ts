@@ -1,0 +1,331 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { FST_SESSION_OPTION_INVALID } from '../errors.js'
+import { parseData } from '../json.js'
+import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
+
+// The in-memory store, after Plug.Session's ETS store: a named table shared by every
+// plugin instance in the process that names it, the last-seen timestamp refreshed on every
+// read and write. Unlike ETS it cleans up: expired entries are swept on an unref'd timer, and
+// the table is bounded, evicting the least recently used session first.
+
+export interface MemoryStoreOptions {
+  /** Name of a table shared by every plugin instance of the process that names it. @default a private table */
+  table?: string
+  /** Most sessions the table holds; one more evicts the least recently used. @default 100000 */
+  maxSessions?: number
+  /** Milliseconds between sweeps of expired sessions. @default 60000 */
+  sweepInterval?: number
+}
+
+export interface MemoryStoreStats {
+  sessions: number
+  users: number
+  evictions: number
+}
+
+interface Entry {
+  secretHash: string
+  userId: string | undefined
+  data: string
+  createdAt: number
+  lastSeenAt: number
+  expiresAt: number
+  authenticatedAt: number | undefined
+  ip: string | undefined
+  userAgent: string | undefined
+}
+
+const SWEEP_CHUNK = 10_000
+const INTERN_LIMIT = 10_000
+const EVICTION_LOG_INTERVAL = 60_000
+
+class Table {
+  readonly sessions = new Map<string, Entry>()
+  readonly users = new Map<string, Set<string>>()
+  readonly #interned = new Map<string, string>()
+  evictions = 0
+  refs = 0
+  #unloggedEvictions = 0
+  #lastEvictionLog = -Infinity
+  #timer: NodeJS.Timeout
+  #sweep: NodeJS.Immediate | undefined
+  readonly maxSessions: number
+  readonly #clock: () => number
+  readonly #log: FastifyBaseLogger
+
+  constructor (maxSessions: number, sweepInterval: number, context: StoreContext) {
+    this.maxSessions = maxSessions
+    this.#clock = context.clock
+    this.#log = context.log
+    this.#timer = setInterval(() => this.sweep(), sweepInterval).unref()
+  }
+
+  /** One string instance per distinct user agent or address, so that they cost once. */
+  intern (value: string | undefined): string | undefined {
+    if (value === undefined) return undefined
+    const known = this.#interned.get(value)
+    if (known !== undefined) return known
+    if (this.#interned.size >= INTERN_LIMIT) this.#interned.clear()
+    this.#interned.set(value, value)
+    return value
+  }
+
+  remove (id: string, entry: Entry): void {
+    this.sessions.delete(id)
+    if (entry.userId === undefined) return
+    const ids = this.users.get(entry.userId) as Set<string>
+    ids.delete(id)
+    if (ids.size === 0) this.users.delete(entry.userId)
+  }
+
+  add (id: string, entry: Entry): void {
+    this.sessions.set(id, entry)
+    if (entry.userId === undefined) return
+    let ids = this.users.get(entry.userId)
+    if (ids === undefined) {
+      ids = new Set()
+      this.users.set(entry.userId, ids)
+    }
+    ids.add(id)
+  }
+
+  evict (id: string, entry: Entry): void {
+    this.remove(id, entry)
+    this.evictions++
+    this.#unloggedEvictions++
+    const now = this.#clock()
+    if (now - this.#lastEvictionLog >= EVICTION_LOG_INTERVAL) {
+      this.#log.warn({ evicted: this.#unloggedEvictions, maxSessions: this.maxSessions },
+        'memory session store full: evicted least recently used sessions')
+      this.#lastEvictionLog = now
+      this.#unloggedEvictions = 0
+    }
+  }
+
+  /** Removes expired entries, in chunks, so that a large table never blocks the loop for long. */
+  sweep (): void {
+    if (this.#sweep !== undefined) return
+    const now = this.#clock()
+    const entries = this.sessions.entries()
+    const step = (): void => {
+      let n = 0
+      for (let next = entries.next(); next.done !== true; next = entries.next()) {
+        const [id, entry] = next.value
+        if (entry.expiresAt <= now) this.remove(id, entry)
+        if (++n === SWEEP_CHUNK) {
+          this.#sweep = setImmediate(step).unref()
+          return
+        }
+      }
+      this.#sweep = undefined
+    }
+    step()
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+    if (this.#sweep !== undefined) clearImmediate(this.#sweep)
+    this.#sweep = undefined
+    this.sessions.clear()
+    this.users.clear()
+    this.#interned.clear()
+  }
+}
+
+const namedTables = new Map<string, Table>()
+
+function positiveInteger (options: MemoryStoreOptions, key: 'maxSessions' | 'sweepInterval', fallback: number): number {
+  const value = options[key] ?? fallback
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new FST_SESSION_OPTION_INVALID(`storeOptions.${key}`, 'must be a positive integer')
+  }
+  return value
+}
+
+function openTable (options: MemoryStoreOptions, context: StoreContext): { table: Table, name: string | undefined } {
+  const name = options.table
+  if (name !== undefined && (typeof name !== 'string' || name.length === 0)) {
+    throw new FST_SESSION_OPTION_INVALID('storeOptions.table', 'must be a non-empty string')
+  }
+  const maxSessions = positiveInteger(options, 'maxSessions', 100_000)
+  const sweepInterval = positiveInteger(options, 'sweepInterval', 60_000)
+  let table = name === undefined ? undefined : namedTables.get(name)
+  if (table === undefined) {
+    table = new Table(maxSessions, sweepInterval, context)
+    if (name !== undefined) namedTables.set(name, table)
+  }
+  table.refs++
+  return { table, name }
+}
+
+function toStored (id: string, entry: Entry): StoredSession {
+  return {
+    id,
+    secretHash: entry.secretHash,
+    userId: entry.userId,
+    data: parseData(entry.data),
+    createdAt: entry.createdAt,
+    lastSeenAt: entry.lastSeenAt,
+    expiresAt: entry.expiresAt,
+    authenticatedAt: entry.authenticatedAt,
+    ip: entry.ip,
+    userAgent: entry.userAgent
+  }
+}
+
+export class MemoryStore implements SessionStore {
+  readonly #table: Table
+  readonly #name: string | undefined
+  readonly #clock: () => number
+  readonly #maxPerUser: number
+  #closed = false
+
+  constructor (options: MemoryStoreOptions, context: StoreContext) {
+    if (options === null || typeof options !== 'object') {
+      throw new FST_SESSION_OPTION_INVALID('storeOptions', 'must be an object')
+    }
+    const { table, name } = openTable(options, context)
+    this.#table = table
+    this.#name = name
+    this.#clock = context.clock
+    this.#maxPerUser = context.maxSessionsPerUser
+  }
+
+  /** A live entry (moved to the most recently used end), or undefined; expired entries are removed. */
+  #live (id: string, now: number): Entry | undefined {
+    const table = this.#table
+    const entry = table.sessions.get(id)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= now) {
+      table.remove(id, entry)
+      return undefined
+    }
+    entry.lastSeenAt = now
+    table.sessions.delete(id)
+    table.sessions.set(id, entry)
+    return entry
+  }
+
+  async get (id: string): Promise<StoredSession | undefined> {
+    const entry = this.#live(id, this.#clock())
+    return entry === undefined ? undefined : toStored(id, entry)
+  }
+
+  async insert (session: StoredSession): Promise<boolean> {
+    const table = this.#table
+    const now = this.#clock()
+    if (this.#live(session.id, now) !== undefined) return false
+    if (session.userId !== undefined) this.#makeRoomForUser(session.userId, now)
+    for (const [id, entry] of table.sessions) {
+      if (table.sessions.size < table.maxSessions) break
+      table.evict(id, entry)
+    }
+    table.add(session.id, {
+      secretHash: session.secretHash,
+      userId: session.userId,
+      data: JSON.stringify(session.data),
+      createdAt: session.createdAt,
+      lastSeenAt: session.lastSeenAt,
+      expiresAt: session.expiresAt,
+      authenticatedAt: session.authenticatedAt,
+      ip: table.intern(session.ip),
+      userAgent: table.intern(session.userAgent)
+    })
+    return true
+  }
+
+  /** At the per-user cap, evicts the user's least recently used sessions. */
+  #makeRoomForUser (userId: string, now: number): void {
+    const table = this.#table
+    const ids = table.users.get(userId)
+    if (ids === undefined) return
+    for (const id of [...ids]) {
+      const entry = table.sessions.get(id) as Entry
+      if (entry.expiresAt <= now) table.remove(id, entry)
+    }
+    while (ids.size >= this.#maxPerUser) {
+      let oldestId = ''
+      let oldest: Entry | undefined
+      for (const id of ids) {
+        const entry = table.sessions.get(id) as Entry
+        if (oldest === undefined || entry.lastSeenAt < oldest.lastSeenAt) {
+          oldest = entry
+          oldestId = id
+        }
+      }
+      table.evict(oldestId, oldest as Entry)
+    }
+  }
+
+  async patch (id: string, patch: SessionPatch): Promise<boolean> {
+    const entry = this.#live(id, this.#clock())
+    if (entry === undefined) return false
+    const data = patch.clear ? {} : parseData(entry.data)
+    for (const key of patch.unset) delete data[key]
+    Object.assign(data, patch.set)
+    entry.data = JSON.stringify(data)
+    entry.lastSeenAt = patch.lastSeenAt
+    if (patch.expiresAt !== undefined) entry.expiresAt = patch.expiresAt
+    return true
+  }
+
+  async delete (id: string): Promise<boolean> {
+    const entry = this.#table.sessions.get(id)
+    if (entry === undefined) return false
+    this.#table.remove(id, entry)
+    return entry.expiresAt > this.#clock()
+  }
+
+  async getAll (userId: string): Promise<StoredSession[]> {
+    const table = this.#table
+    const ids = table.users.get(userId)
+    if (ids === undefined) return []
+    const now = this.#clock()
+    const sessions: StoredSession[] = []
+    for (const id of [...ids]) {
+      const entry = table.sessions.get(id) as Entry
+      if (entry.expiresAt <= now) table.remove(id, entry)
+      else sessions.push(toStored(id, entry))
+    }
+    return sessions
+  }
+
+  async deleteAll (userId: string, except: readonly string[]): Promise<number> {
+    const table = this.#table
+    const ids = table.users.get(userId)
+    if (ids === undefined) return 0
+    const now = this.#clock()
+    let deleted = 0
+    for (const id of [...ids]) {
+      if (except.includes(id)) continue
+      const entry = table.sessions.get(id) as Entry
+      table.remove(id, entry)
+      if (entry.expiresAt > now) deleted++
+    }
+    return deleted
+  }
+
+  /** Counts for monitoring: live and not yet swept sessions, users indexed, evictions so far. */
+  stats (): MemoryStoreStats {
+    const table = this.#table
+    return { sessions: table.sessions.size, users: table.users.size, evictions: table.evictions }
+  }
+
+  /** Sweeps expired sessions now, rather than on the next tick of the timer. */
+  sweep (): void {
+    this.#table.sweep()
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const table = this.#table
+    if (--table.refs > 0) return
+    table.close()
+    if (this.#name !== undefined) namedTables.delete(this.#name)
+  }
+}
+
+export function memoryStore (options: MemoryStoreOptions, context: StoreContext): MemoryStore {
+  return new MemoryStore(options ?? {}, context)
+}

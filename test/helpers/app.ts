@@ -1,0 +1,55 @@
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import session, { type FastifyUserSessionsOptions } from '../../lib/index.js'
+
+export const SECRET = 'a-test-secret-that-is-long-enough-32+'
+export const OLD_SECRET = 'an-older-secret-that-is-long-enough-32'
+
+/** A controllable clock, in milliseconds since the epoch. */
+export function testClock (start = Date.now()): { now: () => number, tick: (ms: number) => void } {
+  let t = start
+  return { now: () => t, tick: (ms) => { t += ms } }
+}
+
+/** An app with the plugin and the routes of the issue's contract. */
+export async function buildApp (options: Partial<FastifyUserSessionsOptions> = {}, logger: boolean | object = false): Promise<FastifyInstance> {
+  const app = Fastify({ logger: logger as boolean })
+  await app.register(session, { secret: SECRET, ...options } as FastifyUserSessionsOptions)
+  app.get('/', async () => ({ ok: true }))
+  app.get('/counter', async (req) => ({ counter: req.session.get('counter') ?? 0 }))
+  app.post('/counter', async (req) => {
+    const counter = ((req.session.get('counter') as number | undefined) ?? 0) + 1
+    req.session.set('counter', counter)
+    return { counter }
+  })
+  app.post<{ Body: { key: string, value: unknown } }>('/set', async (req) => {
+    req.session.set(req.body.key, req.body.value)
+    return { ok: true }
+  })
+  app.post<{ Body: { user: string, keepData?: boolean | string[] } }>('/login', async (req) => {
+    await req.session.login(req.body.user, { keepData: req.body.keepData })
+    req.session.set('name', req.body.user)
+    return { id: req.session.id }
+  })
+  app.get('/me', async (req) => ({
+    id: req.session.isNew ? null : req.session.id,
+    userId: req.session.userId ?? null,
+    name: req.session.get('name') ?? null
+  }))
+  app.get('/devices', async (req) => app.sessions.getAll(req.session.userId))
+  app.post('/logout', async (req) => { await req.session.destroy(); return { ok: true } })
+  app.post('/logout-everywhere', async (req) => ({ deleted: await app.sessions.deleteAll(req.session.userId) }))
+  app.post('/logout-others', async (req) => ({
+    deleted: await app.sessions.deleteAll(req.session.userId, { except: req.session.id })
+  }))
+  return app
+}
+
+/** The `name=value` pair of the session cookie a response set, for the next request's Cookie header. */
+export function cookieOf (res: LightMyRequestResponse, name = 'sid'): string | undefined {
+  const c = res.cookies.find((c) => c.name === name)
+  return c === undefined ? undefined : `${name}=${c.value}`
+}
+
+export function setCookieOf (res: LightMyRequestResponse, name = 'sid'): { name: string, value: string, [k: string]: unknown } | undefined {
+  return res.cookies.find((c) => c.name === name) as { name: string, value: string } | undefined
+}
