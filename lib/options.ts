@@ -167,11 +167,11 @@ export function normalizeOptions (options: FastifyUserSessionsOptions): Normaliz
   }
   const secrets = normalizeSecrets(options.secret)
 
-  const store = options.store ?? 'memory'
+  const store = options.store === undefined ? 'memory' : options.store
   if (typeof store !== 'string' && (store === null || typeof store !== 'object')) {
     fail('store', 'must be a store name or a store object')
   }
-  const storeOptions = options.storeOptions ?? {}
+  const storeOptions = options.storeOptions === undefined ? {} : options.storeOptions
   if (storeOptions === null || typeof storeOptions !== 'object') fail('storeOptions', 'must be an object')
 
   const cookieName = options.cookieName ?? 'sid'

@@ -53,3 +53,33 @@ export function cookieOf (res: LightMyRequestResponse, name = 'sid'): string | u
 export function setCookieOf (res: LightMyRequestResponse, name = 'sid'): { name: string, value: string, [k: string]: unknown } | undefined {
   return res.cookies.find((c) => c.name === name) as { name: string, value: string } | undefined
 }
+
+/** Wraps a real store and counts the calls of each method, to prove what a request costs. */
+export function counting<S extends object> (store: S): S & { calls: Record<string, number> } {
+  const calls: Record<string, number> = {}
+  const wrapped = new Proxy(store, {
+    get (target, prop, receiver) {
+      if (prop === 'calls') return calls
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function' || typeof prop !== 'string') return value
+      return (...args: unknown[]) => {
+        calls[prop] = (calls[prop] ?? 0) + 1
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    }
+  })
+  return wrapped as S & { calls: Record<string, number> }
+}
+
+/** Collects pino's JSON lines, to check what the plugin logs. */
+export function logSink (level = 'trace'): { lines: Array<Record<string, unknown>>, text: () => string, logger: object } {
+  const lines: Array<Record<string, unknown>> = []
+  const chunks: string[] = []
+  const stream = {
+    write (chunk: string) {
+      chunks.push(chunk)
+      lines.push(JSON.parse(chunk) as Record<string, unknown>)
+    }
+  }
+  return { lines, text: () => chunks.join(''), logger: { level, stream } }
+}
