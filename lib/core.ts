@@ -121,13 +121,14 @@ export class SessionCore {
   /** Inserts with insert-new semantics; on the (astronomically rare) collision, draws a new id and secret. */
   async insert (request: FastifyRequest, created: { record: StoredSession, secret: string }): Promise<{ record: StoredSession, secret: string }> {
     let { record, secret } = created
-    for (let attempt = 1; ; attempt++) {
-      if (await this.store.insert(record)) return { record, secret }
-      if (attempt === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
+    let attempts = 1
+    while (!await this.store.insert(record)) {
+      if (attempts++ === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
       request.log.warn('session id collision; drawing a new id')
       secret = newSecret()
       record = { ...record, id: newSessionId(record.userId), secretHash: hashSecret(secret) }
     }
+    return { record, secret }
   }
 
   writeCookie (reply: FastifyReply, id: string, secret: string, expiresAt: number): void {

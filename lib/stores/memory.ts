@@ -327,5 +327,5 @@ export class MemoryStore implements SessionStore {
 }
 
 export function memoryStore (options: MemoryStoreOptions, context: StoreContext): MemoryStore {
-  return new MemoryStore(options ?? {}, context)
+  return new MemoryStore(options, context)
 }
