@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
+import userSessions from 'fastify-user-sessions'
+import { STYLE_HASH, devicesPage, errorPage, loginPage } from './views.js'
+
+// The example app: a login form (any name signs in) and a "Your devices" page that lists the
+// user's sessions and signs them out, one, all but this one, or all. No client-side JS.
+
+const MAX_NAME_LENGTH = 64
+const FORM_BODY_LIMIT = 4096
+const HTML = 'text/html; charset=utf-8'
+const SIGNED_OUT = new Map([
+  ['one', 'You are signed out.'],
+  ['all', 'You are signed out on all your devices.']
+])
+const SECURITY_HEADERS = {
+  'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
+  // Pages show who is signed in where: never cache them.
+  'cache-control': 'no-store'
+}
+
+/**
+ * CSRF: the session cookie is SameSite=Lax, so browsers leave it off cross-site POSTs, and this
+ * check refuses form posts that say they come from another site (cheap defence in depth). A real
+ * app adds CSRF tokens as well, e.g. with @fastify/csrf-protection. Hosts are compared, not
+ * schemes, so that the app keeps working behind a TLS-terminating proxy without trustProxy.
+ */
+function sameOrigin (request) {
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
+  const origin = request.headers.origin
+  if (origin === undefined) return true // non-browser clients and older browsers send none
+  try {
+    return new URL(origin).host === new URL(`http://${request.host}`).host
+  } catch {
+    return false // "null", or no usable Host
+  }
+}
+
+function formError (statusCode, message) {
+  return Object.assign(new Error(message), { statusCode })
+}
+
+/**
+ * Builds the example app on the in-memory store. Without a `secret`, a random one is made and a
+ * warning logged: sessions then end when the process does (fine for development only).
+ */
+export async function buildApp ({ secret, logger = false, ...sessionOptions } = {}) {
+  const app = Fastify({ logger })
+  if (secret === undefined) {
+    secret = randomBytes(32).toString('base64url')
+    app.log.warn('SESSION_SECRET is not set: using a random secret for this run (development only)')
+  }
+  await app.register(userSessions, { store: 'memory', ...sessionOptions, secret })
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
+    (request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body))) })
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.headers(SECURITY_HEADERS)
+    if (request.method === 'POST' && !sameOrigin(request)) throw formError(403, 'Cross-site form posts are refused')
+  })
+
+  app.setErrorHandler((err, request, reply) => {
+    const statusCode = err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (statusCode >= 500) request.log.error({ err }, 'request failed')
+    const message = statusCode >= 500 ? 'Something went wrong on our side' : err.message
+    return reply.code(statusCode).type(HTML).send(errorPage(statusCode, message))
+  })
+  app.setNotFoundHandler((request, reply) => reply.code(404).type(HTML).send(errorPage(404, 'Page not found')))
+
+  async function requireUser (request, reply) {
+    if (request.session.userId === undefined) return reply.redirect('/', 303)
+  }
+
+  app.get('/', async (request, reply) => {
+    if (request.session.userId !== undefined) return reply.redirect('/devices', 303)
+    return reply.type(HTML).send(loginPage({ message: SIGNED_OUT.get(request.query.out) }))
+  })
+
+  app.post('/login', async (request, reply) => {
+    const raw = typeof request.body?.name === 'string' ? request.body.name : ''
+    const name = raw.normalize('NFC').trim()
+    if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
+      const error = name.length === 0 ? 'Enter a name to sign in.' : `Use at most ${MAX_NAME_LENGTH} characters.`
+      return reply.code(400).type(HTML).send(loginPage({ name: raw, error }))
+    }
+    // Any name signs in: the name is the user id. A real app checks a password or a passkey here.
+    await request.session.login(name)
+    request.log.info('signed in')
+    return reply.redirect('/devices', 303)
+  })
+
+  app.get('/devices', { preHandler: requireUser }, async (request, reply) => {
+    const { userId } = request.session
+    const currentId = request.session.id
+    const all = await app.sessions.getAll(userId)
+    const others = all.filter((s) => s.id !== currentId).sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+    const message = request.session.get('flash')
+    if (message !== undefined) request.session.delete('flash')
+    return reply.type(HTML).send(devicesPage({
+      user: userId,
+      sessions: [...all.filter((s) => s.id === currentId), ...others],
+      currentId,
+      message
+    }))
+  })
+
+  app.post('/devices/:id/revoke', { preHandler: requireUser }, async (request, reply) => {
+    const { id } = request.params
+    if (id === request.session.id) {
+      await request.session.destroy()
+      return reply.redirect('/?out=one', 303)
+    }
+    // The user id makes sure that one user cannot sign out another's sessions.
+    const revoked = await app.sessions.delete(id, request.session.userId)
+    request.log.info({ revoked }, 'revoke one session')
+    request.session.set('flash', revoked
+      ? 'That device is signed out.'
+      : 'No such session on your account: it may have ended already.')
+    return reply.redirect('/devices', 303)
+  })
+
+  app.post('/logout-others', { preHandler: requireUser }, async (request, reply) => {
+    const { userId, id } = request.session
+    const count = await app.sessions.deleteAll(userId, { except: id })
+    request.log.info({ count }, 'signed out the other devices')
+    request.session.set('flash', `Signed out ${count} other ${count === 1 ? 'device' : 'devices'}.`)
+    return reply.redirect('/devices', 303)
+  })
+
+  app.post('/logout-everywhere', { preHandler: requireUser }, async (request, reply) => {
+    const count = await app.sessions.deleteAll(request.session.userId)
+    await request.session.destroy() // already gone from the store; this expires the cookie
+    request.log.info({ count }, 'signed out everywhere')
+    return reply.redirect('/?out=all', 303)
+  })
+
+  app.post('/logout', { preHandler: requireUser }, async (request, reply) => {
+    await request.session.destroy()
+    return reply.redirect('/?out=one', 303)
+  })
+
+  return app
+}

@@ -1,0 +1,21 @@
+// The server's settings, from the environment, checked once at start.
+
+function port (value) {
+  if (value === undefined || value === '') return 3000
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new Error(`PORT must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
+  }
+  return n
+}
+
+/** Reads PORT (default 3000), HOST (default 127.0.0.1), LOG_LEVEL (default info) and SESSION_SECRET. */
+export function configFromEnv (env) {
+  return {
+    port: port(env.PORT),
+    host: env.HOST || '127.0.0.1',
+    logLevel: env.LOG_LEVEL || 'info',
+    // Unset or empty: app.js makes a random secret and logs a warning.
+    secret: env.SESSION_SECRET || undefined
+  }
+}

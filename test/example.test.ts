@@ -1,0 +1,413 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import t from 'tap'
+import { buildApp } from '../examples/app.js'
+import { configFromEnv } from '../examples/config.js'
+import { SECRET, cookieOf, logSink, testClock } from './helpers/app.js'
+
+// The example app (examples/), driven as a browser would: urlencoded form posts, 303 redirects, HTML.
+
+const SERVER = fileURLToPath(new URL('../examples/server.js', import.meta.url))
+const LIB = fileURLToPath(new URL('../lib/', import.meta.url))
+const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
+
+interface Device {
+  app: FastifyInstance
+  userAgent: string
+  cookie?: string
+}
+
+async function example (options: Parameters<typeof buildApp>[0] = {}): Promise<FastifyInstance> {
+  const app = await buildApp({ secret: SECRET, ...options })
+  t.teardown(() => app.close())
+  return app
+}
+
+function device (app: FastifyInstance, userAgent: string): Device {
+  return { app, userAgent }
+}
+
+/** A request from the device; keeps its cookie up to date, as a browser does. */
+async function request (d: Device, method: 'GET' | 'POST', url: string, form?: string,
+  headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  const res = await d.app.inject({
+    method,
+    url,
+    headers: {
+      'user-agent': d.userAgent,
+      ...(d.cookie === undefined ? {} : { cookie: d.cookie }),
+      ...(form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+      ...headers
+    },
+    ...(form === undefined ? {} : { payload: form })
+  })
+  const set = res.cookies.find((c) => c.name === 'sid')
+  if (set !== undefined) d.cookie = set.value === '' ? undefined : cookieOf(res)
+  return res
+}
+
+async function login (d: Device, name: string): Promise<LightMyRequestResponse> {
+  return await request(d, 'POST', '/login', new URLSearchParams({ name }).toString())
+}
+
+/** The devices page as a list of rows: the text of each <li>. */
+function rows (res: LightMyRequestResponse): string[] {
+  return [...res.body.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => m[1] as string)
+}
+
+function revokeUrls (res: LightMyRequestResponse): string[] {
+  return [...res.body.matchAll(/action="(\/devices\/[^"]+\/revoke)"/g)].map((m) => m[1] as string)
+}
+
+function flash (res: LightMyRequestResponse): string | undefined {
+  return /role="status">([^<]*)</.exec(res.body)?.[1]
+}
+
+// The example imports the package by its name, that is dist/: a stale build would test old code
+// (and map its coverage onto the wrong lines of lib/).
+t.test('dist/ is built from the current lib/ (else: npm run build)', async (t) => {
+  const stale = readdirSync(LIB, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .filter((f) => {
+      const built = DIST + f.replace(/\.ts$/, '.js')
+      return !existsSync(built) || statSync(built).mtimeMs < statSync(LIB + f).mtimeMs
+    })
+  t.same(stale, [], 'lib/ files newer than their build in dist/')
+})
+
+t.test('two devices of one user see each other, each marked "This device" on its own page', async (t) => {
+  const app = await example()
+  const firefox = device(app, 'Firefox on Linux')
+  const phone = device(app, 'Safari on iPhone')
+  const res = await login(firefox, 'alice')
+  t.equal(res.statusCode, 303)
+  t.equal(res.headers.location, '/devices')
+  t.ok(firefox.cookie)
+  await login(phone, 'alice')
+
+  for (const [me, other] of [[firefox, phone], [phone, firefox]] as const) {
+    const page = await request(me, 'GET', '/devices')
+    t.equal(page.statusCode, 200)
+    t.match(page.headers['content-type'], /^text\/html/)
+    t.match(page.body, 'Signed in as <strong>alice</strong>')
+    t.match(page.body, 'You are signed in on 2 devices.')
+    const [first, second, ...rest] = rows(page)
+    t.same(rest, [])
+    t.match(first, me.userAgent, 'this device comes first')
+    t.match(first, 'This device')
+    t.match(first, /IP 127\.0\.0\.1/)
+    t.match(first, /Signed in <time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/)
+    t.match(second, other.userAgent)
+    t.notMatch(second, 'This device')
+    t.equal(revokeUrls(page).length, 1, 'a sign-out button for the other device only')
+    t.match(second, /<button type="submit" class="danger" aria-describedby="device-[^"]+">Sign out<\/button>/)
+  }
+
+  t.equal((await request(firefox, 'GET', '/')).headers.location, '/devices', 'a signed-in visitor skips the login form')
+})
+
+t.test('revoking the other device signs it out on its next page load', async (t) => {
+  const app = await example()
+  const laptop = device(app, 'Laptop')
+  const phone = device(app, 'Phone')
+  await login(laptop, 'alice')
+  await login(phone, 'alice')
+  const [url] = revokeUrls(await request(laptop, 'GET', '/devices'))
+  const res = await request(laptop, 'POST', url as string)
+  t.equal(res.statusCode, 303)
+  t.equal(res.headers.location, '/devices')
+
+  const after = await request(laptop, 'GET', '/devices')
+  t.equal(flash(after), 'That device is signed out.')
+  t.equal(rows(after).length, 1)
+  t.match(after.body, 'This is your only signed-in device.')
+  t.same(revokeUrls(after), [])
+  t.notMatch(after.body, 'Log out other devices', 'no button to sign out other devices when there are none')
+  t.equal(flash(await request(laptop, 'GET', '/devices')), undefined, 'the notice shows once')
+
+  const gone = await request(phone, 'GET', '/devices')
+  t.equal(gone.statusCode, 303)
+  t.equal(gone.headers.location, '/')
+  t.equal(phone.cookie, undefined, 'the dead cookie is expired')
+  t.match((await request(phone, 'GET', '/')).body, '<h1>Sign in</h1>')
+})
+
+t.test('without client tracking, the page says what it does not know', async (t) => {
+  const app = await example({ trackClient: false })
+  const d = device(app, 'Firefox')
+  await login(d, 'alice')
+  const [row] = rows(await request(d, 'GET', '/devices'))
+  t.match(row, 'Unknown browser')
+  t.match(row, 'IP unknown')
+  t.notMatch(row, 'Firefox')
+})
+
+t.test('a user cannot revoke another user\'s session', async (t) => {
+  const app = await example()
+  const alice = device(app, 'Alice')
+  const mallory = device(app, 'Mallory')
+  await login(alice, 'alice')
+  await login(mallory, 'mallory')
+  const [victim] = await app.sessions.getAll('alice')
+  const res = await request(mallory, 'POST', `/devices/${encodeURIComponent(victim!.id)}/revoke`)
+  t.equal(res.statusCode, 303)
+  t.equal(flash(await request(mallory, 'GET', '/devices')), 'No such session on your account: it may have ended already.')
+  const page = await request(alice, 'GET', '/devices')
+  t.equal(page.statusCode, 200, 'alice is still signed in')
+  t.equal(rows(page).length, 1)
+  const bogus = await request(mallory, 'POST', '/devices/not-a-session-id/revoke')
+  t.equal(bogus.statusCode, 303)
+})
+
+t.test('revoking this very session is a log out', async (t) => {
+  const app = await example()
+  const laptop = device(app, 'Laptop')
+  await login(laptop, 'alice')
+  const [mine] = await app.sessions.getAll('alice')
+  const res = await request(laptop, 'POST', `/devices/${encodeURIComponent(mine!.id)}/revoke`)
+  t.equal(res.headers.location, '/?out=one')
+  t.equal(laptop.cookie, undefined)
+  t.same(await app.sessions.getAll('alice'), [])
+})
+
+t.test('log out other devices keeps this one and the other users', async (t) => {
+  const clock = testClock()
+  const app = await example({ clock: clock.now })
+  const [a, b, c] = ['A', 'B', 'C'].map((ua) => device(app, `Browser ${ua}`)) as [Device, Device, Device]
+  const carol = device(app, 'Carol')
+  for (const d of [a, b, c]) {
+    await login(d, 'bob')
+    clock.tick(60_000)
+  }
+  await login(carol, 'carol')
+  const page = await request(a, 'GET', '/devices')
+  t.same(rows(page).map((r) => /class="agent">([^<]*)</.exec(r)?.[1]), ['Browser A', 'Browser C', 'Browser B'],
+    'this device, then the others, most recently seen first')
+  t.match(page.body, '<button type="submit" class="secondary">Log out other devices</button>')
+
+  const res = await request(a, 'POST', '/logout-others')
+  t.equal(res.statusCode, 303)
+  t.equal(res.headers.location, '/devices')
+  const after = await request(a, 'GET', '/devices')
+  t.equal(flash(after), 'Signed out 2 other devices.')
+  t.equal(rows(after).length, 1)
+  for (const d of [b, c]) t.equal((await request(d, 'GET', '/devices')).headers.location, '/')
+  t.equal((await request(carol, 'GET', '/devices')).statusCode, 200, 'another user is untouched')
+
+  await login(b, 'bob')
+  await request(a, 'POST', '/logout-others')
+  t.equal(flash(await request(a, 'GET', '/devices')), 'Signed out 1 other device.')
+})
+
+t.test('log out everywhere signs out every device of the user, this one too', async (t) => {
+  const app = await example()
+  const a = device(app, 'A')
+  const b = device(app, 'B')
+  const carol = device(app, 'Carol')
+  await login(a, 'bob')
+  await login(b, 'bob')
+  await login(carol, 'carol')
+  const res = await request(a, 'POST', '/logout-everywhere')
+  t.equal(res.statusCode, 303)
+  t.equal(res.headers.location, '/?out=all')
+  t.equal(a.cookie, undefined, 'the cookie is expired')
+  t.same(await app.sessions.getAll('bob'), [])
+  t.equal((await request(b, 'GET', '/devices')).headers.location, '/')
+  t.equal((await request(carol, 'GET', '/devices')).statusCode, 200)
+  const page = await request(a, 'GET', '/?out=all')
+  t.equal(flash(page), 'You are signed out on all your devices.')
+})
+
+t.test('log out', async (t) => {
+  const app = await example()
+  const a = device(app, 'A')
+  await login(a, 'bob')
+  const res = await request(a, 'POST', '/logout')
+  t.equal(res.statusCode, 303)
+  t.equal(res.headers.location, '/?out=one')
+  t.equal(a.cookie, undefined)
+  t.equal(flash(await request(a, 'GET', '/?out=one')), 'You are signed out.')
+  t.equal(flash(await request(a, 'GET', '/?out=__proto__')), undefined, 'only known notices')
+})
+
+t.test('signed-out visitors are sent to the login form', async (t) => {
+  const app = await example()
+  const anon = device(app, 'Anon')
+  for (const [method, url] of [['GET', '/devices'], ['POST', '/logout'], ['POST', '/logout-others'],
+    ['POST', '/logout-everywhere'], ['POST', '/devices/x/revoke']] as const) {
+    const res = await request(anon, method, url)
+    t.equal(res.statusCode, 303, `${method} ${url}`)
+    t.equal(res.headers.location, '/')
+  }
+  t.equal(anon.cookie, undefined, 'and get no session')
+})
+
+t.test('everything user-controlled is escaped', async (t) => {
+  const app = await example()
+  const evil = device(app, '<img src=x onerror=alert(2)>')
+  const res = await app.inject({
+    method: 'POST',
+    url: '/login',
+    remoteAddress: '"><script>alert(3)</script>',
+    headers: { 'user-agent': evil.userAgent, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'name=' + encodeURIComponent('<script>alert(1)</script>')
+  })
+  evil.cookie = cookieOf(res)
+  const page = await request(evil, 'GET', '/devices')
+  t.equal(page.statusCode, 200)
+  t.notMatch(page.body, '<script>')
+  t.notMatch(page.body, '<img')
+  t.match(page.body, 'Signed in as <strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong>')
+  t.match(page.body, '&lt;img src=x onerror=alert(2)&gt;')
+  t.match(page.body, 'IP &quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;')
+
+  const tooLong = await request(evil, 'POST', '/login', 'name=' + encodeURIComponent(`"><b>${'x'.repeat(64)}'`))
+  t.equal(tooLong.statusCode, 400)
+  t.match(tooLong.body, 'value="&quot;&gt;&lt;b&gt;xxx')
+  t.match(tooLong.body, 'x&#39;"')
+  t.notMatch(tooLong.body, '<b>')
+})
+
+t.test('login form validation answers 400 with the form, never 500', async (t) => {
+  const app = await example()
+  const d = device(app, 'D')
+  for (const [form, message] of [
+    ['name=', 'Enter a name to sign in.'],
+    ['name=+++', 'Enter a name to sign in.'],
+    ['other=1', 'Enter a name to sign in.'],
+    ['', 'Enter a name to sign in.'],
+    [`name=${'é'.repeat(65)}`, 'Use at most 64 characters.']
+  ] as const) {
+    const res = await request(d, 'POST', '/login', form)
+    t.equal(res.statusCode, 400, JSON.stringify(form))
+    t.match(res.headers['content-type'], /^text\/html/)
+    t.match(res.body, `<p class="error" id="name-error">${message}</p>`)
+    t.match(res.body, 'aria-invalid="true" aria-describedby="name-error"')
+    t.match(res.body, '<label for="name">Your name</label>')
+  }
+  const noBody = await request(d, 'POST', '/login')
+  t.equal(noBody.statusCode, 400)
+  const json = await request(d, 'POST', '/login', undefined, { 'content-type': 'application/json' })
+  t.equal(json.statusCode, 400, 'an empty JSON body is a client error too')
+  t.match(json.body, '<!doctype html>')
+  const huge = await request(d, 'POST', '/login', 'name=' + 'x'.repeat(5000))
+  t.equal(huge.statusCode, 413)
+  t.match(huge.body, /<h1>[^<]*too large/i)
+  t.equal(d.cookie, undefined, 'no session for failed attempts')
+
+  const ok = await request(d, 'POST', '/login', `name=${encodeURIComponent('  Zoë  ')}`)
+  t.equal(ok.statusCode, 303)
+  t.match((await request(d, 'GET', '/devices')).body, 'Signed in as <strong>Zoë</strong>', 'trimmed')
+})
+
+t.test('cross-site form posts are refused', async (t) => {
+  const app = await example()
+  const d = device(app, 'D')
+  const crossSitePosts: Array<Record<string, string>> = [
+    { origin: 'https://evil.example' },
+    { origin: 'null' },
+    { 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'same-site', origin: 'http://localhost' }
+  ]
+  for (const headers of crossSitePosts) {
+    const res = await request(d, 'POST', '/login', 'name=bob', headers)
+    t.equal(res.statusCode, 403, JSON.stringify(headers))
+    t.match(res.body, '<h1>Cross-site form posts are refused</h1>')
+  }
+  t.equal(d.cookie, undefined)
+  const sameOriginPosts: Array<Record<string, string>> = [
+    { origin: 'http://localhost' },
+    { origin: 'http://localhost:80', 'sec-fetch-site': 'same-origin' },
+    { 'sec-fetch-site': 'none' }
+  ]
+  for (const headers of sameOriginPosts) {
+    const res = await request(d, 'POST', '/login', 'name=bob', headers)
+    t.equal(res.statusCode, 303, JSON.stringify(headers))
+  }
+})
+
+t.test('pages carry security headers; unknown pages get an HTML 404', async (t) => {
+  const app = await example()
+  const res = await app.inject('/')
+  t.match(res.headers['content-security-policy'], /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; form-action 'self'/)
+  t.equal(res.headers['x-content-type-options'], 'nosniff')
+  t.equal(res.headers['cache-control'], 'no-store')
+  t.match(res.body, '<html lang="en">')
+  t.match(res.body, '<input type="text" id="name" name="name" value=""')
+  const missing = await app.inject('/nope')
+  t.equal(missing.statusCode, 404)
+  t.match(missing.body, '<h1>Page not found</h1>')
+})
+
+t.test('an internal error is a generic 500 page, logged, without its details', async (t) => {
+  let broken = false
+  const sink = logSink('error')
+  const app = await example({
+    logger: sink.logger,
+    clock: () => {
+      if (broken) throw new Error('the clock broke: internal detail')
+      return Date.now()
+    }
+  })
+  broken = true
+  const res = await request(device(app, 'D'), 'POST', '/login', 'name=bob')
+  t.equal(res.statusCode, 500)
+  t.match(res.body, '<h1>Something went wrong on our side</h1>')
+  t.notMatch(res.body, 'internal detail')
+  t.ok(sink.lines.some((l) => l.msg === 'request failed'))
+})
+
+t.test('without a secret, a random one is used and a warning logged', async (t) => {
+  const sink = logSink('warn')
+  const app = await buildApp({ logger: sink.logger })
+  t.teardown(() => app.close())
+  t.match(sink.lines, [{ level: 40, msg: /SESSION_SECRET is not set/ }])
+  const d = device(app, 'D')
+  await login(d, 'bob')
+  t.equal((await request(d, 'GET', '/devices')).statusCode, 200)
+
+  const quiet = logSink('warn')
+  const configured = await example({ logger: quiet.logger })
+  t.same(quiet.lines, [])
+  t.equal((await request({ ...d, app: configured }, 'GET', '/devices')).statusCode, 303, 'another secret does not know that cookie')
+})
+
+t.test('server settings come from the environment', async (t) => {
+  t.same(configFromEnv({}), { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined })
+  t.same(configFromEnv({ PORT: '', HOST: '', LOG_LEVEL: '', SESSION_SECRET: '' }),
+    { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined }, 'empty is unset')
+  t.same(configFromEnv({ PORT: '0', HOST: '::1', LOG_LEVEL: 'debug', SESSION_SECRET: SECRET }),
+    { port: 0, host: '::1', logLevel: 'debug', secret: SECRET })
+  for (const PORT of [' ', 'abc', '1.5', '-1', '65536']) {
+    t.throws(() => configFromEnv({ PORT }), { message: /^PORT must be an integer from 0 to 65535/ }, JSON.stringify(PORT))
+  }
+})
+
+t.test('npm start: examples/server.js serves and closes on SIGTERM', async (t) => {
+  const env: Record<string, string | undefined> = { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' }
+  delete env.SESSION_SECRET
+  const child = spawn(process.execPath, [SERVER], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = once(child, 'exit')
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk
+      const m = /Server listening at (http:\/\/[^"]+)/.exec(out)
+      if (m !== null) resolve(m[1] as string)
+    })
+    child.once('exit', () => reject(new Error(`the server exited early:\n${out}`)))
+  })
+  const res = await fetch(address + '/')
+  t.equal(res.status, 200)
+  t.match(await res.text(), '<h1>Sign in</h1>')
+  child.kill('SIGTERM')
+  const [code] = await exited
+  t.equal(code, 0, out)
+  t.match(out, 'SESSION_SECRET is not set')
+  t.match(out, '"signal":"SIGTERM","msg":"closing the server"')
+})
