@@ -1,0 +1,88 @@
+// Sessions to load with, and one autocannon run against one server.
+import { randomBytes } from 'node:crypto'
+import autocannon from 'autocannon'
+import { cpuSeconds } from './procs.js'
+
+/** `name=value` pairs of the cookies a response set, for the next request's Cookie header. */
+function cookiesOf (res) {
+  return res.headers.getSetCookie().map((c) => c.slice(0, c.indexOf(';') === -1 ? undefined : c.indexOf(';'))).join('; ')
+}
+
+/**
+ * Creates `n` sessions by calling the write route without a cookie, `concurrency` at a time;
+ * resolves their Cookie headers. Checks that a session works: its read sees the write.
+ */
+export async function seedSessions (port, n, concurrency = 16) {
+  const base = `http://127.0.0.1:${port}/counter`
+  const cookies = new Array(n)
+  let next = 0
+  async function worker () {
+    while (next < n) {
+      const i = next++
+      const res = await fetch(base, { method: 'POST', signal: AbortSignal.timeout(10_000) })
+      await res.arrayBuffer()
+      if (res.status !== 200) throw new Error(`seeding: status ${res.status}`)
+      const cookie = cookiesOf(res)
+      if (cookie === '') throw new Error('seeding: the write route set no cookie')
+      cookies[i] = cookie
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
+  const check = await fetch(base, { headers: { cookie: cookies[0] }, signal: AbortSignal.timeout(10_000) })
+  const { counter } = await check.json()
+  if (counter !== 1) throw new Error(`seeding: a session does not keep its counter (read ${counter} after one write)`)
+  return cookies
+}
+
+/** A Cookie header of the size a session cookie has, for the server without sessions. */
+export function dummyCookie () {
+  return 'sid=' + randomBytes(90).toString('base64url')
+}
+
+/**
+ * Loads one route of one server. Each connection gets the session cookies as a list of
+ * prebuilt requests, starting at its own offset, so that 1,000 sessions spread over the
+ * connections and no request is rebuilt while the clock runs (the load generator shares the cores).
+ */
+export async function load ({ port, pid, method, cookies, connections, duration }) {
+  let client = 0
+  const perClient = Math.max(1, Math.floor(cookies.length / connections))
+  const setupClient = (c) => {
+    const offset = (client++ * perClient) % cookies.length
+    const rotated = cookies.length === 1 ? cookies : [...cookies.slice(offset), ...cookies.slice(0, offset)]
+    c.setRequests(rotated.map((cookie) => ({ method, path: '/counter', headers: { cookie } })))
+  }
+  const cpuBefore = cpuSeconds(pid)
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections,
+    pipelining: 1,
+    timeout: 10,
+    duration,
+    method,
+    path: '/counter',
+    headers: { cookie: cookies[0] },
+    setupClient
+  })
+  const cpuAfter = cpuSeconds(pid)
+  const requests = result.requests.total
+  return {
+    requests,
+    rps: requests / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    cpuUsPerReq: cpuBefore === null || requests === 0 ? null : (cpuAfter - cpuBefore) * 1e6 / requests
+  }
+}
+
+/** `n` requests one after the other over the cookies in turn; for counting what each one costs. */
+export async function sequential ({ port, method, cookies, n }) {
+  const url = `http://127.0.0.1:${port}/counter`
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(url, { method, headers: { cookie: cookies[i % cookies.length] }, signal: AbortSignal.timeout(10_000) })
+    await res.arrayBuffer()
+    if (res.status !== 200) throw new Error(`status ${res.status}`)
+  }
+  return { requests: n }
+}

@@ -1,0 +1,27 @@
+// The two routes every scenario serves: POST /counter reads a counter from the session,
+// increments it and sets it (write); GET /counter only reads it (read).
+
+export const SECRET = 'a-bench-secret-that-is-long-enough-for-every-plugin'
+
+/** `session(req)` returns the request's session object, whatever the plugin calls it. */
+export function counterRoutes (app, session) {
+  app.get('/counter', async (req) => ({ counter: session(req).get('counter') ?? 0 }))
+  app.post('/counter', async (req) => {
+    const s = session(req)
+    const counter = (s.get('counter') ?? 0) + 1
+    s.set('counter', counter)
+    return { counter }
+  })
+}
+
+/** A logger for stores built outside an app: says nothing. */
+export const silentLog = {
+  level: 'silent',
+  fatal () {},
+  error () {},
+  warn () {},
+  info () {},
+  debug () {},
+  trace () {},
+  child () { return silentLog }
+}

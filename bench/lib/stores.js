@@ -1,0 +1,74 @@
+// Stores built outside an app, for the measurements that fill a store through its own API,
+// and session records shaped as the plugin makes them.
+import { randomBytes } from 'node:crypto'
+import { silentLog } from './routes.js'
+
+export function storeContext () {
+  return { clock: Date.now, log: silentLog, maxSessionsPerUser: 100 }
+}
+
+/**
+ * Builds a registered store by name. The package exports the memory store's factory; a store
+ * that exports none (yet) is built through the registry, the way the plugin builds it.
+ */
+export async function openStore (name, options) {
+  const pkg = await import('fastify-user-sessions')
+  if (!pkg.knownStores().includes(name)) return { unavailable: `store '${name}' is not registered` }
+  const camel = name.replace(/-(.)/g, (_, c) => c.toUpperCase())
+  const factory = pkg[`${camel}Store`]
+  if (typeof factory === 'function') return { store: factory(options, storeContext()) }
+  // Internal module of the build; the same module instance the package registered its stores in.
+  const registry = await import(new URL('../../dist/stores/registry.js', import.meta.url).href)
+  return { store: registry.resolveStore(name, options, storeContext()) }
+}
+
+/** Random session ids and secret hashes, cut from large random buffers (1M of them stay cheap). */
+export class Ids {
+  #buf = Buffer.alloc(0)
+  #pos = 0
+
+  #take (n) {
+    if (this.#pos + n > this.#buf.length) {
+      this.#buf = randomBytes(1 << 20)
+      this.#pos = 0
+    }
+    const out = this.#buf.subarray(this.#pos, this.#pos + n).toString('base64url')
+    this.#pos += n
+    return out
+  }
+
+  /** 128 random bits, base64url: the shape of the plugin's ids. */
+  random () {
+    return this.#take(16)
+  }
+
+  /** 256 bits, base64url: the shape of a SHA-256 secret hash. */
+  hash () {
+    return this.#take(32)
+  }
+}
+
+/** A stored session as the plugin makes one, holding a small object. */
+export function record (ids, { userKey, userId, counter = 1, now = Date.now() } = {}) {
+  return {
+    id: userKey === undefined ? ids.random() : `${userKey}.${ids.random()}`,
+    secretHash: ids.hash(),
+    userId,
+    data: { counter },
+    createdAt: now,
+    lastSeenAt: now,
+    expiresAt: now + 86_400_000,
+    authenticatedAt: userId === undefined ? undefined : now,
+    ip: '127.0.0.1',
+    userAgent: 'Mozilla/5.0 (X11; Linux x86_64) bench'
+  }
+}
+
+/** Runs `task(i)` for i in [from, to) with at most `window` in flight. */
+export async function pool (from, to, window, task) {
+  let next = from
+  async function worker () {
+    while (next < to) await task(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(window, to - from) }, worker))
+}

@@ -1,0 +1,84 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// The bench's smoke mode, so that `npm run bench` cannot rot: every scenario runs briefly and
+// the table has a row for each. Nothing here looks at how fast anything was.
+
+const SCENARIOS = [
+  'bare Fastify (no session)',
+  "ours, 'memory'",
+  "ours, 'redis'",
+  "ours, 'cookie'",
+  '@fastify/session, MemoryStore',
+  '@fastify/session + connect-redis',
+  '@fastify/secure-session'
+]
+const SESSIONS: Record<string, [string, string]> = {
+  'bare Fastify (no session)': ['– (1 cookie)', '– (1,000 cookies)']
+}
+
+const root = join(import.meta.dirname, '..')
+const hasRedis = process.env.REDIS_URL !== undefined || spawnSync('redis-server', ['--version']).status === 0
+
+function cleanEnv (): NodeJS.ProcessEnv {
+  // The bench and its servers run outside the suite's loaders and coverage.
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) {
+    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key]
+  }
+  return env
+}
+
+function rowsOf (table: string): string[] {
+  return table.split('\n').filter((line) => line.startsWith('| '))
+}
+
+if (!hasRedis && process.env.CI !== 'true') {
+  console.warn('\n' + '!'.repeat(78) + '\n!!! redis-server not found: SKIPPING the bench smoke test.\n' +
+    '!!! Install it (apt-get install redis-server) or set REDIS_URL.\n' + '!'.repeat(78) + '\n')
+  t.plan(0, 'redis-server not found')
+} else {
+  t.test('npm run bench -- --quick runs every scenario and reports each', async (t) => {
+    t.ok(hasRedis, 'redis-server is installed (required under CI=true)')
+    const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
+    t.teardown(() => rmSync(out, { recursive: true, force: true }))
+    const child = spawn('npm', ['run', 'bench', '--', '--quick', '--out', out], {
+      cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => child.kill('SIGTERM'), 110_000)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(timer)
+    t.equal(code, 0, 'the bench exits 0', { stdout: stdout.slice(-3000), stderr: stderr.slice(-3000) })
+
+    const rows = rowsOf(stdout)
+    for (const label of SCENARIOS) {
+      const [hot, spread] = SESSIONS[label] ?? ['1 (hot)', '1,000']
+      for (const route of ['write', 'read']) {
+        for (const sessions of [hot, spread]) {
+          const row = rows.find((r) => r.startsWith(`| ${label} | ${route} | ${sessions} |`))
+          t.ok(row, `a row for ${label}, ${route}, ${sessions}`)
+          const cell = row?.split(' | ')[3] ?? ''
+          if (label.startsWith("ours, 'redis'") || label.startsWith("ours, 'cookie'")) {
+            t.match(cell, /^(\d[\d,]*( \(|$)|n\/a \(store not available\))/, `${label} ${route}: measured, or n/a until the store lands`)
+          } else {
+            t.match(cell, /^\d[\d,]*/, `${label} ${route}: measured`)
+          }
+          t.notOk(row?.includes('failed'), `${label} ${route} did not fail`)
+        }
+      }
+    }
+    for (const section of ['## Targets of the issue', '## Redis cost per request', '## `getAll(userId)`', '## Memory']) {
+      t.ok(stdout.includes(section), `the report has "${section}"`)
+    }
+    t.ok(stdout.includes(readFileSync(join(out, 'latest.md'), 'utf8')), 'latest.md is the printed report')
+    t.ok(existsSync(join(out, 'chart.svg')), 'the chart is written')
+    t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  })
+}
