@@ -5,6 +5,7 @@ import type { FastifyUserSessionsOptions } from './options.js'
 import { sessionPlugin } from './plugin.js'
 import type { Session } from './session.js'
 import { memoryStore } from './stores/memory.js'
+import { redisStore } from './stores/redis.js'
 import { registerStore } from './stores/registry.js'
 import type { UserSessions } from './user-sessions.js'
 
@@ -21,6 +22,7 @@ declare module 'fastify' {
 
 registerStore('memory', memoryStore)
 registerStore('ets', memoryStore)
+registerStore('redis', redisStore)
 
 async function fastifyUserSessionsPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
@@ -40,4 +42,5 @@ export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOpt
 export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
 export { MemoryStore, memoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './stores/memory.js'
+export { RedisStore, redisStore, type RedisStoreOptions, type RedisSerializer } from './stores/redis.js'
 export { userKey, ownerKeyOf } from './ids.js'

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto'
+
+// The Redis store's Lua scripts. Each runs atomically, so a session and its user's index
+// always change together. Every key a script touches shares one hash tag, `{<userKey>}`
+// (or `{<anonymous id>}`): the session key and the index come in KEYS, the keys of the
+// user's other sessions are built from `base` (the session-key prefix of that same tag),
+// which keeps every script on one slot of a Redis Cluster.
+//
+// A session is a hash: h secretHash, c createdAt, l lastSeenAt, e expiresAt,
+// a authenticatedAt, i ip, g userAgent, and one field `d:<key>` per data key holding its
+// serialized value. The index is a sorted set of the user's session suffixes scored by
+// expiresAt; it expires with the user's last session, and every write prunes what is past.
+
+export interface Script {
+  readonly lua: string
+  readonly sha: string
+}
+
+function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+// Sets the index to expire with its latest session; an empty sorted set is gone already.
+const EXPIRE_INDEX = `
+local function expireIndex (idx)
+  local last = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('PEXPIREAT', idx, math.ceil(tonumber(last[2]))) end
+end
+`
+
+/**
+ * KEYS: session, [index]. ARGV: now, member, maxPerUser, base, expiresAt, field, value, ...
+ * Returns -1 when the id is taken by a live session, otherwise how many sessions the cap evicted.
+ */
+export const INSERT = script(EXPIRE_INDEX + `
+local key, idx = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local e = redis.call('HGET', key, 'e')
+if e then
+  if tonumber(e) > now then return -1 end
+  redis.call('DEL', key)
+end
+local evicted = 0
+local member, expiresAt = ARGV[2], tonumber(ARGV[5])
+if idx then
+  local max, base = tonumber(ARGV[3]), ARGV[4]
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  redis.call('ZREM', idx, member)
+  local n = redis.call('ZCARD', idx)
+  if n >= max then
+    local seen = {}
+    for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+      local l = redis.call('HGET', base .. m, 'l')
+      if l then
+        seen[#seen + 1] = { tonumber(l), m }
+      else
+        redis.call('ZREM', idx, m)
+        n = n - 1
+      end
+    end
+    table.sort(seen, function (x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
+    local i = 1
+    while n >= max do
+      redis.call('DEL', base .. seen[i][2])
+      redis.call('ZREM', idx, seen[i][2])
+      n, i, evicted = n - 1, i + 1, evicted + 1
+    end
+  end
+end
+redis.call('HSET', key, unpack(ARGV, 6))
+redis.call('PEXPIREAT', key, math.ceil(expiresAt))
+if idx then
+  redis.call('ZADD', idx, expiresAt, member)
+  expireIndex(idx)
+end
+return evicted
+`)
+
+/**
+ * KEYS: session, [index]. ARGV: now, member, lastSeenAt, expiresAt or '', clear (1/0),
+ * unset count, unset fields..., field, value, ... Returns 1, or 0 when the session is gone.
+ */
+export const PATCH = script(EXPIRE_INDEX + `
+local key, idx = KEYS[1], KEYS[2]
+local now, member = tonumber(ARGV[1]), ARGV[2]
+local e = redis.call('HGET', key, 'e')
+if not e or tonumber(e) <= now then
+  redis.call('DEL', key)
+  if idx then redis.call('ZREM', idx, member) end
+  return 0
+end
+if ARGV[5] == '1' then
+  local drop = {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'd:' then drop[#drop + 1] = f end
+  end
+  if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+end
+local unset = tonumber(ARGV[6])
+if unset > 0 then redis.call('HDEL', key, unpack(ARGV, 7, 6 + unset)) end
+redis.call('HSET', key, 'l', ARGV[3], unpack(ARGV, 7 + unset))
+if ARGV[4] ~= '' then
+  local expiresAt = tonumber(ARGV[4])
+  redis.call('HSET', key, 'e', ARGV[4])
+  redis.call('PEXPIREAT', key, math.ceil(expiresAt))
+  if idx then redis.call('ZADD', idx, expiresAt, member) end
+end
+if idx then
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  expireIndex(idx)
+end
+return 1
+`)
+
+/** KEYS: session, [index]. ARGV: now, member. Returns 1 when a live session was deleted. */
+export const DELETE = script(EXPIRE_INDEX + `
+local key, idx = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local e = redis.call('HGET', key, 'e')
+redis.call('DEL', key)
+if idx then
+  redis.call('ZREM', idx, ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  expireIndex(idx)
+end
+if e and tonumber(e) > now then return 1 end
+return 0
+`)
+
+/** KEYS: index. ARGV: now, base. Returns member, fields, member, fields, ... of the live sessions. */
+export const GET_ALL = script(`
+local out = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local h = redis.call('HGETALL', ARGV[2] .. m)
+  if #h > 0 then
+    out[#out + 1] = m
+    out[#out + 1] = h
+  end
+end
+return out
+`)
+
+/** KEYS: index. ARGV: now, base, members to keep... Returns how many live sessions it deleted. */
+export const DELETE_ALL = script(EXPIRE_INDEX + `
+local idx = KEYS[1]
+local now, base = tonumber(ARGV[1]), ARGV[2]
+local keep = {}
+for i = 3, #ARGV do keep[ARGV[i]] = true end
+local all = redis.call('ZRANGE', idx, 0, -1, 'WITHSCORES')
+local deleted = 0
+for i = 1, #all, 2 do
+  local m = all[i]
+  if not keep[m] then
+    if redis.call('DEL', base .. m) == 1 and tonumber(all[i + 1]) > now then deleted = deleted + 1 end
+    redis.call('ZREM', idx, m)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+expireIndex(idx)
+return deleted
+`)
