@@ -1,0 +1,140 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { Redis, type Cluster } from 'ioredis'
+import { FST_SESSION_STORE_UNAVAILABLE } from '../errors.js'
+import type { Script } from './redis-scripts.js'
+
+// The Redis store's way to talk to Redis: every call bounded in time, nothing queued behind
+// a lost connection, EVALSHA with EVAL as fallback, and the client closed only when we made it.
+
+/** Client states in which a connection is on its way: calls wait for it. */
+const CONNECTING = new Set(['wait', 'connecting', 'connect'])
+const noop = (): void => {}
+
+function unavailable (message: string): Error {
+  return new FST_SESSION_STORE_UNAVAILABLE(message)
+}
+
+function isNoScript (err: unknown): boolean {
+  return String((err as Error).message).startsWith('NOSCRIPT')
+}
+
+export class RedisConnection {
+  readonly client: Redis | Cluster
+  readonly #own: boolean
+  readonly #timeout: number
+  readonly #log: FastifyBaseLogger
+  #ready: Promise<void> | undefined
+  #onReady: (() => void) | undefined
+  #failing = false
+  #closed = false
+
+  /** Uses `client`, or makes (and will close) one from `url`. */
+  constructor (client: Redis | Cluster | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger) {
+    this.#timeout = timeout
+    this.#log = log
+    this.#own = client === undefined
+    this.client = client ?? this.#connect(url as string)
+  }
+
+  #connect (url: string): Redis {
+    // No offline queue and no resending after a reconnect: a command that could not be sent
+    // in time fails, and never runs later behind the caller's back.
+    const client = new Redis(url, {
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: this.#timeout
+    })
+    // One warning per outage, one info line when it ends; ioredis reconnects on its own.
+    client.on('error', (err: Error & { code?: string }) => {
+      if (this.#failing) return
+      this.#failing = true
+      this.#log.warn({ err: { message: err.message, code: err.code } }, 'redis session store: connection error')
+    })
+    client.on('close', () => {
+      if (this.#failing || this.#closed) return
+      this.#failing = true
+      this.#log.warn('redis session store: connection lost')
+    })
+    client.on('ready', () => {
+      if (!this.#failing) return
+      this.#failing = false
+      this.#log.info('redis session store: connection restored')
+    })
+    return client
+  }
+
+  /** Resolves when the client is next ready; one listener, whatever the number of waiting calls. */
+  #whenReady (): Promise<void> {
+    if (this.#ready === undefined) {
+      const client = this.client
+      this.#ready = new Promise((resolve) => {
+        this.#onReady = () => {
+          this.#ready = undefined
+          this.#onReady = undefined
+          resolve()
+        }
+        client.once('ready', this.#onReady)
+      })
+      if (client.status === 'wait') client.connect().catch(noop)
+    }
+    return this.#ready
+  }
+
+  /**
+   * Runs one Redis call within the timeout. While the client is connecting, the call waits for
+   * it (within the timeout); once a connection was lost, calls fail at once until it is back, so
+   * that an outage does not hold every request for the whole timeout.
+   */
+  call<T> (send: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(unavailable('the store is closed'))
+    const status = this.client.status
+    if (status !== 'ready' && !CONNECTING.has(status)) return Promise.reject(unavailable(`the Redis connection is down (${status})`))
+    return this.#bounded(send)
+  }
+
+  #bounded<T> (send: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let expired = false
+      const timer = setTimeout(() => {
+        expired = true
+        reject(unavailable(`no answer from Redis within ${this.#timeout} ms`))
+      }, this.#timeout).unref()
+      const run = (): void => {
+        if (expired) return
+        send().then((value) => {
+          clearTimeout(timer)
+          resolve(value)
+        }, (err: Error) => {
+          clearTimeout(timer)
+          // ioredis errors carry the command's arguments (session ids, data): keep the message only.
+          reject(unavailable(err.message))
+        })
+      }
+      if (this.client.status === 'ready') run()
+      else this.#whenReady().then(run, run)
+    })
+  }
+
+  /** Runs a script, bounded: EVALSHA, falling back to EVAL the first time a server sees it. */
+  run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    const client = this.client
+    return this.call(async () => {
+      try {
+        return await client.evalsha(script.sha, keys.length, ...keys, ...args)
+      } catch (err) {
+        if (!isNoScript(err)) throw err
+        return await client.eval(script.lua, keys.length, ...keys, ...args)
+      }
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const client = this.client
+    if (this.#onReady !== undefined) client.off('ready', this.#onReady)
+    if (!this.#own) return
+    if (client.status === 'ready') await this.#bounded(() => client.quit()).catch(noop)
+    client.disconnect()
+  }
+}
