@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto'
 // A session is a hash: h secretHash, c createdAt, l lastSeenAt, e expiresAt,
 // a authenticatedAt, i ip, g userAgent, and one field `d:<key>` per data key holding its
 // serialized value. The index is a sorted set of the user's session suffixes scored by
-// expiresAt; it expires with the user's last session, and every write prunes what is past.
+// expiresAt; it expires with the user's last session, and every write that changes it prunes
+// what is past.
 
 export interface Script {
   readonly lua: string
@@ -103,11 +104,11 @@ if ARGV[4] ~= '' then
   local expiresAt = tonumber(ARGV[4])
   redis.call('HSET', key, 'e', ARGV[4])
   redis.call('PEXPIREAT', key, math.ceil(expiresAt))
-  if idx then redis.call('ZADD', idx, expiresAt, member) end
-end
-if idx then
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
-  expireIndex(idx)
+  if idx then
+    redis.call('ZADD', idx, expiresAt, member)
+    redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+    expireIndex(idx)
+  end
 end
 return 1
 `)
