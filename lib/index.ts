@@ -5,6 +5,7 @@ import type { FastifyUserSessionsOptions } from './options.js'
 import { sessionPlugin } from './plugin.js'
 import type { Session } from './session.js'
 import { memoryStore } from './stores/memory.js'
+import { postgresStore } from './stores/postgres.js'
 import { redisStore } from './stores/redis.js'
 import { registerStore } from './stores/registry.js'
 import type { UserSessions } from './user-sessions.js'
@@ -22,6 +23,7 @@ declare module 'fastify' {
 
 registerStore('memory', memoryStore)
 registerStore('ets', memoryStore)
+registerStore('postgres', postgresStore)
 registerStore('redis', redisStore)
 
 async function fastifyUserSessionsPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
@@ -43,4 +45,9 @@ export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
 export { MemoryStore, memoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './stores/memory.js'
 export { RedisStore, redisStore, type RedisStoreOptions, type RedisSerializer } from './stores/redis.js'
+export {
+  PostgresStore, postgresStore, createPostgresTable, postgresTableSql,
+  type PostgresStoreOptions, type PostgresTableOptions, type PostgresPool, type PostgresClient,
+  type PostgresQueryResult, type PostgresQueryable
+} from './stores/postgres.js'
 export { userKey, ownerKeyOf } from './ids.js'
