@@ -53,10 +53,10 @@ if (server !== undefined) {
         t.equal(res.statusCode, 503)
         t.equal(res.json().code, 'FST_SESSION_STORE_UNAVAILABLE')
       }
-      t.ok(requests.ms < 100, `once the connection is known to be lost, requests fail at once (${Math.round(requests.ms)} ms)`)
+      t.ok(requests.ms < TIMEOUT, `once the connection is known to be lost, requests fail without waiting for the bound (${Math.round(requests.ms)} ms)`)
       const plain = await timed(() => app.inject({ url: '/', headers: { cookie } }))
       t.equal(plain.value.statusCode, 200)
-      t.ok(plain.ms < 100, `a route that does not touch the session answers at once (${plain.ms.toFixed(1)} ms)`)
+      t.ok(plain.ms < TIMEOUT, `a route that does not touch the session answers without waiting (${plain.ms.toFixed(1)} ms)`)
       t.equal((await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob' } })).statusCode, 503)
       await t.rejects(app.sessions.deleteAll('alice'), { code: 'FST_SESSION_STORE_UNAVAILABLE' })
       if (given !== undefined) t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits in the client\'s offline queue')
@@ -87,7 +87,7 @@ if (server !== undefined) {
       t.match(me.value.json(), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /no answer from Redis within 300 ms/ })
       t.ok(me.ms >= TIMEOUT - 5 && me.ms < TIMEOUT + SLACK, `failed at the bound (${Math.round(me.ms)} ms)`)
       const plain = await timed(() => app.inject('/'))
-      t.ok(plain.value.statusCode === 200 && plain.ms < 100, 'other routes are not slowed')
+      t.ok(plain.value.statusCode === 200 && plain.ms < TIMEOUT, 'other routes are not slowed')
     } finally {
       server.resume()
     }
@@ -116,7 +116,7 @@ if (server !== undefined) {
     await waiting
     await lateCall
     const closed = await timed(() => down.close())
-    t.ok(closed.ms < 100, 'down: at once')
+    t.ok(closed.ms < TIMEOUT, 'down: without waiting for the bound')
     await lazyStore.close()
     lazy.disconnect()
 
