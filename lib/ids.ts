@@ -12,6 +12,7 @@ export const SECRET_LENGTH = 43 // base64url of 32 bytes, no padding
 const RANDOM_LENGTH = 22 // base64url of 16 bytes, no padding
 const MAX_USER_ID_BYTES = 256
 const BASE64URL = /^[A-Za-z0-9_-]+$/
+const LONE_SURROGATE = /\p{Cs}/u
 
 /** The user key: base64url of the UTF-8 user id. Holds none of `{ } * ? [ ] : .`. */
 export function userKey (userId: string): string {
@@ -23,6 +24,8 @@ export function normalizeUserId (userId: unknown): string {
   if (typeof userId !== 'string' || userId.length === 0) {
     throw new FST_SESSION_USER_ID_INVALID('expected a non-empty string or a safe integer')
   }
+  // A lone surrogate would be encoded as U+FFFD, so two user ids would share one key.
+  if (LONE_SURROGATE.test(userId)) throw new FST_SESSION_USER_ID_INVALID('not well-formed UTF-16 (a lone surrogate)')
   if (Buffer.byteLength(userId, 'utf8') > MAX_USER_ID_BYTES) {
     throw new FST_SESSION_USER_ID_INVALID(`longer than ${MAX_USER_ID_BYTES} bytes`)
   }

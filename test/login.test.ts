@@ -66,11 +66,16 @@ t.test('login rejects a bad user id with a typed error', async (t) => {
   const app = await buildApp()
   app.post('/bad', async (req) => { await req.session.login({} as unknown as string); return 'no' })
   app.post('/long', async (req) => { await req.session.login('x'.repeat(257)); return 'no' })
+  app.post('/surrogate', async (req) => { await req.session.login('\uD800'); return 'no' })
   t.teardown(() => app.close())
   const bad = await app.inject({ method: 'POST', url: '/bad' })
   t.equal(bad.statusCode, 500)
   t.equal(bad.json().code, 'FST_SESSION_USER_ID_INVALID')
   t.equal((await app.inject({ method: 'POST', url: '/long' })).json().code, 'FST_SESSION_USER_ID_INVALID')
+  const lone = await app.inject({ method: 'POST', url: '/surrogate' })
+  t.match(lone.json(), { code: 'FST_SESSION_USER_ID_INVALID', message: /lone surrogate/ }, '"\uD800" would share a key with "\uFFFD"')
+  await app.sessions.getAll('\uFFFD')
+  t.equal((await app.sessions.getAll('😀')).length, 0, 'a well-formed pair is fine')
 })
 
 t.test('regenerate: new id, same data, old id deleted (@fastify/session #240)', async (t) => {
