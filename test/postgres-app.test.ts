@@ -1,3 +1,4 @@
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { buildApp, cookieOf, testClock } from './helpers/app.js'
 import { testDatabase } from './helpers/postgres.js'
@@ -170,4 +171,46 @@ t.test('a value PostgreSQL cannot store fails the request with a typed 500, not 
   t.equal(res.statusCode, 500)
   t.equal(res.json().code, 'FST_SESSION_VALUE_INVALID')
   t.equal((await me(app, a.cookie)).userId, 'kim', 'the session is intact')
+})
+
+t.test('round trips per request, counted on the pool', { skip }, async (t) => {
+  const { table } = await db.table()
+  const sent: string[] = []
+  const pool = {
+    connect: async () => {
+      const client = await db.pool.connect()
+      return {
+        query: async (c: { text: string, values?: unknown[] }) => {
+          sent.push(c.text.trim().split(/\s+/)[0] as string)
+          return await client.query(c)
+        },
+        release: (destroy?: boolean) => client.release(destroy),
+        on: () => {},
+        off: () => {}
+      }
+    }
+  }
+  const clock = testClock(5_000_000_000)
+  const app = await buildApp({ clock: clock.now, ttl: 1000, store: 'postgres', storeOptions: { pool, schema: db.schema, table, cleanupInterval: 0 } })
+  t.teardown(() => app.close())
+  const count = async (what: string, request: InjectOptions): Promise<string[]> => {
+    sent.length = 0
+    const res = await app.inject(request)
+    t.ok(res.statusCode < 400, what)
+    t.comment(`${what}: ${sent.length} (${sent.join(', ')})`)
+    return [...sent]
+  }
+  t.same(await count('no session cookie', { url: '/' }), [])
+  const anon = await app.inject({ method: 'POST', url: '/counter' })
+  const anonCookie = cookieOf(anon) as string
+  t.same(await count('first write of a new session', { method: 'POST', url: '/counter' }), ['INSERT'])
+  t.same(await count('reads its session', { url: '/counter', headers: { cookie: anonCookie } }), ['SELECT'])
+  t.same(await count('changes its session', { method: 'POST', url: '/counter', headers: { cookie: anonCookie } }), ['SELECT', 'UPDATE'])
+  clock.tick(100_000)
+  t.same(await count('reads it after refreshFraction × ttl', { url: '/counter', headers: { cookie: anonCookie } }), ['SELECT', 'UPDATE'])
+  const login = await count('login() from an anonymous session, then set()', { method: 'POST', url: '/login', payload: { user: 'kate' }, headers: { cookie: anonCookie } })
+  t.same(login, ['SELECT', 'BEGIN;', 'WITH', 'COMMIT', 'DELETE', 'UPDATE'], 'load, insert in a transaction (3), delete the old, save the set()')
+  const cookie = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'kate' } })) as string
+  t.same(await count('devices page', { url: '/devices', headers: { cookie } }), ['SELECT', 'SELECT'])
+  t.same(await count('log out everywhere', { method: 'POST', url: '/logout-everywhere', headers: { cookie } }), ['SELECT', 'WITH'])
 })
