@@ -59,6 +59,7 @@ export async function load ({ port, pid, method, cookies, connections, duration 
     pipelining: 1,
     timeout: 10,
     duration,
+    sampleInt: 100, // autocannon stops on a sample tick: 100 ms, not the default whole second
     method,
     path: '/counter',
     headers: { cookie: cookies[0] },

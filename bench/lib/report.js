@@ -137,7 +137,7 @@ export function report (run) {
     `- date: ${m.date}; took ${Math.round(m.elapsed)} s`,
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memory}; ${m.os}; Node.js ${m.node}; Redis ${m.redis}`,
     `- load: autocannon in the bench process, ${m.connections} connections, no pipelining, ${m.rounds} round(s) of ${m.duration} s per scenario, interleaved; every server its own process on 127.0.0.1`,
-    `- load average before/after: ${m.loadBefore} / ${m.loadAfter}`,
+    `- load average (1, 5, 15 min) before: ${m.loadBefore}; 1-min after each round: ${m.loadDuring}; after: ${m.loadAfter} (2 cores: above 2 means other processes competed with the bench)`,
     `- noise: ${noise(run)}`,
     '',
     '## Requests per second, latency and server CPU per request',
