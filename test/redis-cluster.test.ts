@@ -31,7 +31,7 @@ if (cluster !== undefined) {
   /** The port of the master that owns the slot of `tag`. */
   const ownerOf = async (tag: string): Promise<number> => {
     const slot = await client.cluster('KEYSLOT', tag) as number
-    const ranges = await client.cluster('SLOTS') as Array<[number, number, [string, number]]>
+    const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
     return (ranges.find(([from, to]) => slot >= from && slot <= to) as [number, number, [string, number]])[2][1]
   }
 
