@@ -1,5 +1,5 @@
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_SECRET_INVALID } from './errors.js'
-import type { SessionStore } from './stores/store.js'
+import type { SessionStore, StatelessStore } from './stores/store.js'
 
 export interface SessionCookieOptions {
   /** @default '/' */
@@ -22,7 +22,7 @@ export interface FastifyUserSessionsOptions {
   /** At least 32 characters; or a list of them: the first signs, all verify (key rotation). */
   secret: string | Buffer | ReadonlyArray<string | Buffer>
   /** A registered store name ('memory', 'ets', 'cookie', 'redis', ...) or a store object. @default 'memory' */
-  store?: string | SessionStore
+  store?: string | SessionStore | StatelessStore
   /** Handed to the store alone. @default {} */
   storeOptions?: object
   /** @default 'sid' */
@@ -59,7 +59,7 @@ export interface NormalizedCookieOptions {
 
 export interface NormalizedOptions {
   readonly secrets: ReadonlyArray<string | Buffer>
-  readonly store: string | SessionStore
+  readonly store: string | SessionStore | StatelessStore
   readonly storeOptions: object
   readonly cookieName: string
   readonly cookie: NormalizedCookieOptions

@@ -46,6 +46,10 @@ export interface StoreContext {
   log: FastifyBaseLogger
   /** The most sessions one user may hold; inserting one more evicts the user's least recently used. */
   maxSessionsPerUser: number
+  /** The plugin's secrets, newest first, for a store that seals sessions into the cookie. */
+  secrets?: ReadonlyArray<string | Buffer>
+  /** The session cookie's name, which a sealing store binds into the sealed value. */
+  cookieName?: string
 }
 
 /**
@@ -70,7 +74,70 @@ export interface SessionStore {
   close? (): Promise<void>
 }
 
+/**
+ * A session as a stateless store seals it into the cookie. Times are milliseconds since the
+ * epoch; the plugin checks every deadline on its own clock when the cookie comes back.
+ */
+export interface SealedSession {
+  /** Public handle, as for server-side sessions; what revocation deny-lists. */
+  id: string
+  userId: string | undefined
+  data: Record<string, unknown>
+  createdAt: number
+  /** The idle deadline, never past `absoluteAt`. */
+  expiresAt: number
+  /** The absolute deadline: `createdAt + absoluteTtl` when it was sealed. */
+  absoluteAt: number
+  authenticatedAt: number | undefined
+  /** The user's revocation generation when the session was issued (see `RevocationStore`); 0 for none. */
+  generation: number
+}
+
+/**
+ * Where a stateless store remembers what it revoked. Each user has a generation: revoking
+ * all of a user's sessions raises it, and a session sealed under a lower one stops
+ * authenticating unless it was kept. One session is revoked by deny-listing its id.
+ */
+export interface RevocationStore {
+  /** Denied id, or issued under an older generation of its user and not kept. At most one round trip. */
+  isRevoked (id: string, userId: string | undefined, generation: number): Promise<boolean>
+  /** The user's current generation, sealed into each new session of the user; 0 when never raised. */
+  generation (userId: string): Promise<number>
+  /** Deny-lists one id until `until` (ms since the epoch); resolves whether it was not denied already. */
+  revoke (id: string, until: number): Promise<boolean>
+  /**
+   * Raises the user's generation, so that every session issued before stops authenticating,
+   * but those in `except` (ids of that user). The generation must stay above every earlier
+   * one, even after the user's entry expired at `until`.
+   */
+  revokeAll (userId: string, except: readonly string[], until: number): Promise<void>
+  close? (): Promise<void>
+}
+
+/**
+ * The contract of a stateless store: the whole session travels in the cookie, sealed. The
+ * store seals and opens; the plugin checks deadlines and asks `revocation`, when there is one.
+ * Without it, nothing can be revoked before its deadline: `app.sessions.delete` and
+ * `deleteAll` fail with `FST_SESSION_STORE_UNSUPPORTED`.
+ */
+export interface StatelessStore {
+  readonly stateless: true
+  /** The cookie value for `session`, sealed with the newest key. May throw only on a programming error. */
+  seal (session: SealedSession): string
+  /** The session sealed in `value`, or undefined when it does not authenticate; never throws. `renew`: sealed with an older key. */
+  open (value: string): { session: SealedSession, renew: boolean } | undefined
+  readonly revocation?: RevocationStore | undefined
+  /** Releases what the store opened; called from the app's onClose. */
+  close? (): Promise<void>
+}
+
 /** Builds a store from the plugin's `storeOptions`; called once, at register(). */
-export type StoreFactory<O = any> = (options: O, context: StoreContext) => SessionStore
+export type StoreFactory<O = any> = (options: O, context: StoreContext) => SessionStore | StatelessStore
 
 export const storeMethods = ['get', 'insert', 'patch', 'delete', 'getAll', 'deleteAll'] as const
+export const statelessMethods = ['seal', 'open'] as const
+export const revocationMethods = ['isRevoked', 'generation', 'revoke', 'revokeAll'] as const
+
+export function isStateless (store: SessionStore | StatelessStore): store is StatelessStore {
+  return (store as Partial<StatelessStore>).stateless === true
+}
