@@ -19,7 +19,9 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   const store = resolveStore(opts.store, opts.storeOptions, {
     clock: opts.clock,
     log: fastify.log,
-    maxSessionsPerUser: opts.maxSessionsPerUser
+    maxSessionsPerUser: opts.maxSessionsPerUser,
+    secrets: opts.secrets,
+    cookieName: opts.cookieName
   })
   const core = new SessionCore(opts, store)
 

@@ -5,7 +5,7 @@ import {
   FST_SESSION_REVOKED, FST_SESSION_VALUE_INVALID
 } from './errors.js'
 import { newSecret, newSessionId, normalizeUserId } from './ids.js'
-import type { SessionPatch, StoredSession } from './stores/store.js'
+import { isStateless, type SessionPatch, type StoredSession } from './stores/store.js'
 
 /**
  * The shape of the data kept in a session. Augment it to type `get` and `set`:
@@ -220,10 +220,10 @@ export class Session {
       core.newRecord(this.#request, userId, { ...data }, createdAt, authenticatedAt))
     if (old !== undefined) {
       try {
-        await core.store.delete(old.id)
+        await core.drop(old)
       } catch (err) {
         // The new session exists; the old one must not outlive the switch. Undo and report.
-        await core.store.delete(record.id).catch(() => {})
+        await core.drop(record).catch(() => {})
         throw storeError(err)
       }
     }
@@ -270,7 +270,7 @@ export class Session {
   async destroy (): Promise<void> {
     this.#available()
     const record = this.#record
-    if (record !== undefined) await this.#wrap(this.#core.store.delete(record.id))
+    if (record !== undefined) await this.#wrap(this.#core.drop(record))
     this.#expireCookie ||= record !== undefined || this.#sendCookie
     this.#record = undefined
     this.#id = undefined
@@ -297,6 +297,11 @@ export class Session {
   async save (): Promise<void> {
     this.#available()
     await this.#wrap(this.#save())
+    // A stateless store writes nothing until the response: check now that the cookie will fit.
+    const store = this.#core.store
+    if (isStateless(store) && this.#sendCookie) {
+      this.#core.seal(this.#request, store, this.#record as StoredSession, this.#data)
+    }
   }
 
   async #save (): Promise<void> {
@@ -322,6 +327,15 @@ export class Session {
       (this.#touched || (core.options.rolling && deadline - record.expiresAt >= core.refreshStepMs))
     const changes = this.#changes
     if (changes === undefined && !refresh) return
+    const store = core.store
+    if (isStateless(store)) {
+      // The data travel in the cookie: any change, or a refresh, seals it again.
+      this.#changes = undefined
+      this.#touched = false
+      this.#record = { ...record, lastSeenAt: now, expiresAt: refresh ? deadline : record.expiresAt }
+      this.#sendCookie = true
+      return
+    }
     const patch: SessionPatch = {
       clear: changes?.clear ?? false,
       set: changes?.set ?? emptyData(),
@@ -329,7 +343,7 @@ export class Session {
       lastSeenAt: now,
       expiresAt: refresh ? deadline : undefined
     }
-    if (!await core.store.patch(record.id, patch)) {
+    if (!await store.patch(record.id, patch)) {
       this.#record = undefined
       this.#id = undefined
       this.#secret = undefined
@@ -357,7 +371,7 @@ export class Session {
     }
     const record = this.#record
     if (record !== undefined && this.#sendCookie) {
-      this.#core.writeCookie(reply, record.id, this.#secret as string, record.expiresAt)
+      this.#core.writeCookie(reply, record, this.#secret as string, this.#data)
     } else if (record === undefined && this.#expireCookie) {
       this.#core.clearCookie(reply)
     }

@@ -1,8 +1,10 @@
 import { storeError, type SessionCore } from './core.js'
-import { FST_SESSION_NOT_FOUND, FST_SESSION_OPTION_INVALID, FST_SESSION_VALUE_INVALID } from './errors.js'
+import {
+  FST_SESSION_NOT_FOUND, FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED, FST_SESSION_VALUE_INVALID
+} from './errors.js'
 import { isSessionId, normalizeUserId, ownerKeyOf, userKey } from './ids.js'
 import type { SessionData } from './session.js'
-import type { StoredSession } from './stores/store.js'
+import { isStateless, type RevocationStore, type StatelessStore, type StoredSession } from './stores/store.js'
 
 /** A session as `app.sessions` shows it: everything but the secret's hash. Times in ms since the epoch. */
 export interface SessionRecord {
@@ -43,6 +45,24 @@ function toRecord (s: StoredSession): SessionRecord {
   }
 }
 
+const SERVER_STORE = 'use a server-side store such as "memory" or "redis"'
+
+/** What a stateless store cannot do: it keeps no session on the server to read or change. */
+function unlisted (what: string): Error {
+  return new FST_SESSION_STORE_UNSUPPORTED(what, `a stateless store keeps no session on the server; ${SERVER_STORE}`)
+}
+
+function exceptions (options: DeleteAllOptions): string[] {
+  const except = options.except
+  return except === undefined ? [] : typeof except === 'string' ? [except] : [...except]
+}
+
+function revocationOf (store: StatelessStore, what: string): RevocationStore {
+  if (store.revocation !== undefined) return store.revocation
+  throw new FST_SESSION_STORE_UNSUPPORTED(`${what} without a revocation store`,
+    `set storeOptions.revocation ('memory' or { type: 'redis', client }), or ${SERVER_STORE}`)
+}
+
 /**
  * `app.sessions`: the per-user model (after YipyipExAuth's SessionStore). Every call costs
  * O(that user's sessions) in the built-in stores, whatever the number of sessions stored.
@@ -71,8 +91,10 @@ export class UserSessions {
 
   /** One live session, or undefined; with `userId`, only if it belongs to that user. */
   async get (sessionId: string, userId?: string | number): Promise<SessionRecord | undefined> {
+    const store = this.#core.store
+    if (isStateless(store)) throw unlisted('get')
     if (!this.#owned(sessionId, userId)) return undefined
-    const s = await this.#call(this.#core.store.get(sessionId))
+    const s = await this.#call(store.get(sessionId))
     return s === undefined || s.expiresAt <= this.#core.now() ? undefined : toRecord(s)
   }
 
@@ -86,6 +108,8 @@ export class UserSessions {
     }
     if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new FST_SESSION_OPTION_INVALID('ttl', 'must be a positive integer')
     const core = this.#core
+    const store = core.store
+    if (isStateless(store)) throw unlisted('upsert')
     const current = await this.get(session.id, session.userId)
     if (current === undefined) throw new FST_SESSION_NOT_FOUND()
     const now = core.now()
@@ -97,30 +121,54 @@ export class UserSessions {
       throw new FST_SESSION_VALUE_INVALID('data', (err as Error).message)
     }
     const set = Object.assign(Object.create(null) as Record<string, unknown>, data)
-    const ok = await this.#call(core.store.patch(session.id, { clear: true, set, unset: [], lastSeenAt: now, expiresAt }))
+    const ok = await this.#call(store.patch(session.id, { clear: true, set, unset: [], lastSeenAt: now, expiresAt }))
     if (!ok) throw new FST_SESSION_NOT_FOUND()
     return { ...current, data, lastSeenAt: now, expiresAt }
   }
 
   /** Deletes one session; with `userId`, only if it belongs to that user. Resolves whether it existed. */
   async delete (sessionId: string, userId?: string | number): Promise<boolean> {
+    const core = this.#core
+    const store = core.store
+    if (isStateless(store)) {
+      // Its absolute deadline is in the cookie, not here: deny-list the id as long as any session can live.
+      const revocation = revocationOf(store, 'delete')
+      if (!this.#owned(sessionId, userId)) return false
+      return await this.#call(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+    }
     if (!this.#owned(sessionId, userId)) return false
-    return await this.#call(this.#core.store.delete(sessionId))
+    return await this.#call(store.delete(sessionId))
   }
 
   /** Every live session of the user, oldest first; none for `undefined` (an anonymous visitor). */
   async getAll (userId: string | number | undefined): Promise<SessionRecord[]> {
+    const store = this.#core.store
+    if (isStateless(store)) throw unlisted('getAll')
     if (userId === undefined) return []
-    const all = await this.#call(this.#core.store.getAll(normalizeUserId(userId)))
+    const all = await this.#call(store.getAll(normalizeUserId(userId)))
     const now = this.#core.now()
     return all.filter((s) => s.expiresAt > now).map(toRecord).sort((a, b) => a.createdAt - b.createdAt)
   }
 
-  /** Deletes every session of the user but `except`, in one atomic step; resolves how many it deleted (0 for `undefined`). */
+  /**
+   * Deletes every session of the user but `except`, in one atomic step; resolves how many it
+   * deleted (0 for `undefined`). A stateless store cannot count the cookies it revoked: it resolves 0.
+   */
   async deleteAll (userId: string | number | undefined, options: DeleteAllOptions = {}): Promise<number> {
+    const store = this.#core.store
+    if (isStateless(store)) return await this.#revokeAll(store, userId, options)
+    if (userId === undefined) return 0
+    return await this.#call(store.deleteAll(normalizeUserId(userId), exceptions(options)))
+  }
+
+  async #revokeAll (store: StatelessStore, userId: string | number | undefined, options: DeleteAllOptions): Promise<number> {
+    const revocation = revocationOf(store, 'deleteAll')
     if (userId === undefined) return 0
     const id = normalizeUserId(userId)
-    const except = options.except === undefined ? [] : typeof options.except === 'string' ? [options.except] : [...options.except]
-    return await this.#call(this.#core.store.deleteAll(id, except))
+    const key = userKey(id)
+    const kept = exceptions(options).filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
+    const core = this.#core
+    await this.#call(revocation.revokeAll(id, kept, core.now() + core.absoluteTtlMs))
+    return 0
   }
 }
