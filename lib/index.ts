@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyUserSessionsOptions } from './options.js'
 import { sessionPlugin } from './plugin.js'
 import type { Session } from './session.js'
+import { cookieStore } from './stores/cookie.js'
 import { memoryStore } from './stores/memory.js'
 import { postgresStore } from './stores/postgres.js'
 import { redisStore } from './stores/redis.js'
@@ -23,6 +24,7 @@ declare module 'fastify' {
 
 registerStore('memory', memoryStore)
 registerStore('ets', memoryStore)
+registerStore('cookie', cookieStore)
 registerStore('postgres', postgresStore)
 registerStore('redis', redisStore)
 
@@ -43,6 +45,10 @@ export { Session, type SessionData, type SessionKey, type SessionValue, type Log
 export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOptions } from './user-sessions.js'
 export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
+export type { StatelessStore, SealedSession, RevocationStore } from './stores/store.js'
+export { CookieStore, cookieStore, type CookieStoreOptions } from './stores/cookie.js'
+export { MemoryRevocation, type MemoryRevocationOptions, type RevocationOption } from './stores/revocation.js'
+export { RedisRevocation, type RedisRevocationOptions } from './stores/revocation-redis.js'
 export { MemoryStore, memoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './stores/memory.js'
 export { RedisStore, redisStore, type RedisStoreOptions, type RedisSerializer } from './stores/redis.js'
 export {

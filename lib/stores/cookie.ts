@@ -1,0 +1,97 @@
+import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
+import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { parseValue } from '../json.js'
+import { Sealer } from '../seal.js'
+import { resolveRevocation, type RevocationOption } from './revocation.js'
+import type { RevocationStore, SealedSession, StatelessStore, StoreContext } from './store.js'
+
+// The cookie store, after Plug.Session's `:cookie`: the whole session travels in the cookie,
+// sealed (lib/seal.ts), as a JSON array:
+//
+//   [id, userId | null, createdAt, expiresAt, absoluteAt, authenticatedAt | null, generation, data]
+//
+// read back with prototype-poisoning protection and checked field by field. The deadlines are
+// checked by the plugin on its own clock; `revocation`, when given, is what makes a logout
+// or a "log out everywhere" stop copies of the cookie too.
+
+export interface CookieStoreOptions {
+  /**
+   * Where revocations are kept: 'memory' (this process only), `{ type: 'redis', client }`
+   * (shared), or a revocation store object. Without it, `destroy()` only expires the cookie
+   * in this browser, and `app.sessions.delete` / `deleteAll` fail with
+   * `FST_SESSION_STORE_UNSUPPORTED`. @default undefined
+   */
+  revocation?: RevocationOption
+}
+
+function isTime (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+/** The session in an opened payload, or undefined when any field is not what `seal` writes. */
+function decode (plaintext: string): SealedSession | undefined {
+  let value: unknown
+  try {
+    value = parseValue(plaintext)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(value) || value.length !== 8) return undefined
+  const [id, userId, createdAt, expiresAt, absoluteAt, authenticatedAt, generation, data] = value as unknown[]
+  if (typeof id !== 'string' || !isSessionId(id)) return undefined
+  if (userId === null ? ownerKeyOf(id) !== undefined : typeof userId !== 'string' || ownerKeyOf(id) !== userKey(userId)) return undefined
+  if (!isTime(createdAt) || !isTime(expiresAt) || !isTime(absoluteAt) || createdAt > expiresAt || expiresAt > absoluteAt) return undefined
+  if ((authenticatedAt !== null && !isTime(authenticatedAt)) || !isTime(generation)) return undefined
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
+  return {
+    id,
+    userId: (userId as string | null) ?? undefined,
+    data: data as Record<string, unknown>,
+    createdAt,
+    expiresAt,
+    absoluteAt,
+    authenticatedAt: authenticatedAt ?? undefined,
+    generation
+  }
+}
+
+export class CookieStore implements StatelessStore {
+  readonly stateless = true
+  readonly revocation: RevocationStore | undefined
+  readonly #sealer: Sealer
+
+  constructor (options: CookieStoreOptions, context: StoreContext) {
+    if (options === null || typeof options !== 'object') {
+      throw new FST_SESSION_OPTION_INVALID('storeOptions', 'must be an object')
+    }
+    for (const key of Object.keys(options)) {
+      if (key !== 'revocation') throw new FST_SESSION_OPTION_INVALID(`storeOptions.${key}`, 'unknown option; known: revocation')
+    }
+    const { secrets, cookieName } = context
+    if (secrets === undefined || secrets.length === 0 || cookieName === undefined) {
+      throw new FST_SESSION_STORE_INVALID('the cookie store needs the plugin\'s secrets and cookie name in its context')
+    }
+    this.#sealer = new Sealer(secrets, cookieName)
+    this.revocation = resolveRevocation(options.revocation, context)
+  }
+
+  seal (session: SealedSession): string {
+    return this.#sealer.seal(JSON.stringify([session.id, session.userId ?? null, session.createdAt, session.expiresAt,
+      session.absoluteAt, session.authenticatedAt ?? null, session.generation, session.data]))
+  }
+
+  open (value: string): { session: SealedSession, renew: boolean } | undefined {
+    const opened = this.#sealer.open(value)
+    if (opened === undefined) return undefined
+    const session = decode(opened.plaintext)
+    return session === undefined ? undefined : { session, renew: opened.renew }
+  }
+
+  async close (): Promise<void> {
+    await this.revocation?.close?.()
+  }
+}
+
+export function cookieStore (options: CookieStoreOptions, context: StoreContext): CookieStore {
+  return new CookieStore(options, context)
+}
