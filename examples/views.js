@@ -41,6 +41,9 @@ ul.devices { list-style: none; padding: 0; margin: 0; }
 ul.devices li { display: flex; gap: 1rem; justify-content: space-between; align-items: flex-start;
   padding: .9rem 0; border-top: 1px solid var(--line); }
 ul.devices li:first-child { border-top: 0; }
+ul.devices li > div { flex: 1; min-width: 0; }
+ul.devices li > form { flex: none; }
+.card > h2 { margin: 0; }
 .agent { font-weight: 600; overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: .9rem; margin: .15rem 0 0; }
 .badge { display: inline-block; font-size: .8rem; font-weight: 600; color: var(--ok); border: 1px solid currentColor;
@@ -50,7 +53,7 @@ form { margin: 0; }
 label { display: block; font-weight: 600; margin-bottom: .25rem; }
 input[type=text] { width: 100%; font: inherit; padding: .5rem .65rem; border: 1px solid var(--line); border-radius: .5rem;
   background: var(--bg); color: var(--fg); margin-bottom: .75rem; }
-button { font: inherit; padding: .45rem .9rem; border-radius: .5rem; border: 1px solid var(--accent); cursor: pointer;
+button { font: inherit; white-space: nowrap; padding: .45rem .9rem; border-radius: .5rem; border: 1px solid var(--accent); cursor: pointer;
   background: var(--accent); color: var(--card); }
 button.secondary { background: transparent; color: var(--accent); }
 button.danger { background: transparent; color: var(--danger); border-color: var(--danger); }
