@@ -48,3 +48,6 @@ export const FST_SESSION_COOKIE_TOO_LARGE = createError<[number, number]>(
 
 export const FST_SESSION_NOT_FRESH = createError(
   'FST_SESSION_NOT_FRESH', 'A recent login is required', 401)
+
+export const FST_SESSION_DISABLED = createError<[string]>(
+  'FST_SESSION_DISABLED', 'The route %s has config.session set to false; it has no session', 500)

@@ -9,12 +9,17 @@ import { memoryStore } from './stores/memory.js'
 import { postgresStore } from './stores/postgres.js'
 import { redisStore } from './stores/redis.js'
 import { registerStore } from './stores/registry.js'
+import { expressStore } from './stores/express.js'
 import type { UserSessions } from './user-sessions.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The visitor's session; see fastify-user-sessions. */
     readonly session: Session
+  }
+  interface FastifyContextConfig {
+    /** `false`: this route has no `request.session` and never waits for the session store. @default true */
+    session?: boolean
   }
   interface FastifyInstance {
     /** The per-user session model: get, upsert, delete, getAll, deleteAll. */
@@ -27,6 +32,7 @@ registerStore('ets', memoryStore)
 registerStore('cookie', cookieStore)
 registerStore('postgres', postgresStore)
 registerStore('redis', redisStore)
+registerStore('express', expressStore)
 
 async function fastifyUserSessionsPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
@@ -56,4 +62,5 @@ export {
   type PostgresStoreOptions, type PostgresTableOptions, type PostgresPool, type PostgresClient,
   type PostgresQueryResult, type PostgresQueryable
 } from './stores/postgres.js'
+export { ExpressStoreAdapter, fromExpressStore, type ExpressStoreLike, type ExpressStoreOptions } from './stores/express.js'
 export { userKey, ownerKeyOf } from './ids.js'

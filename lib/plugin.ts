@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { SessionCore } from './core.js'
+import { FST_SESSION_DISABLED } from './errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from './options.js'
 import { Session } from './session.js'
 import { resolveStore } from './stores/registry.js'
@@ -7,6 +8,8 @@ import { UserSessions } from './user-sessions.js'
 
 // The wiring: one onRequest hook that reads the cookie (and the store, only when a cookie is
 // there), a lazy `request.session`, one onSend hook that writes what changed, and onClose.
+// A route with `config: { session: false }` never touches the store: when the store hangs,
+// such routes are not held up by the load of a session they do not use.
 
 const kSession = Symbol('fastify-user-sessions.session')
 
@@ -32,6 +35,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       const req = this as SessionRequest
       let session = req[kSession]
       if (session === null) {
+        if (this.routeOptions.config.session === false) throw new FST_SESSION_DISABLED(this.routeOptions.url as string)
         session = new Session(core, this)
         req[kSession] = session
       }
@@ -42,7 +46,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   fastify.addHook('onRequest', function loadSession (request, _reply, done) {
     const req = request as SessionRequest
     const cookie = request.cookies[opts.cookieName]
-    if (cookie === undefined) {
+    if (cookie === undefined || request.routeOptions.config.session === false) {
       done()
       return
     }

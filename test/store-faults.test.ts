@@ -121,3 +121,37 @@ t.test('insert-new retries on a collision, then gives up with a typed error', as
   t.equal(fail.statusCode, 500)
   t.equal(fail.json().code, 'FST_SESSION_ID_COLLISION')
 })
+
+t.test('a route with config.session false never waits for the store, and has no session', async (t) => {
+  let release: () => void = () => {}
+  const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 10 })
+  let hang = false
+  const store: SessionStore = {
+    get: async (id) => {
+      if (hang) await new Promise<void>((resolve) => { release = resolve })
+      return await inner.get(id)
+    },
+    insert: (s) => inner.insert(s),
+    patch: (id, p) => inner.patch(id, p),
+    delete: (id) => inner.delete(id),
+    getAll: (u) => inner.getAll(u),
+    deleteAll: (u, e) => inner.deleteAll(u, e)
+  }
+  const app = await buildApp({ store })
+  app.get('/health', { config: { session: false } }, async () => ({ ok: true }))
+  app.get('/health-touching', { config: { session: false } }, async (req) => req.session.get('x') ?? 'none')
+  t.teardown(async () => { release(); await app.close(); await inner.close() })
+  const cookie = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice' } }))
+  hang = true
+  const health = await app.inject({ url: '/health', headers: { cookie } })
+  t.same(health.json(), { ok: true }, 'answered while the store hangs')
+  t.equal(health.headers['set-cookie'], undefined)
+  const touching = await app.inject({ url: '/health-touching' })
+  t.equal(touching.statusCode, 500)
+  t.match(touching.json(), { code: 'FST_SESSION_DISABLED', message: /\/health-touching/ })
+  const pending = app.inject({ url: '/me', headers: { cookie } })
+  await new Promise((resolve) => setImmediate(resolve))
+  hang = false
+  release()
+  t.equal((await pending).json().userId, 'alice', 'other routes still load the session')
+})
