@@ -47,7 +47,8 @@ export default fastifyUserSessions
 
 export * as errors from './errors.js'
 export type { FastifyUserSessionsOptions, SessionCookieOptions } from './options.js'
-export { Session, type SessionData, type SessionKey, type SessionValue, type LoginOptions } from './session.js'
+export { Session } from './session.js'
+export type { SessionData, SessionKey, SessionValue, LoginOptions } from './session-data.js'
 export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOptions } from './user-sessions.js'
 export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'

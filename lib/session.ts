@@ -1,59 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { storeError, type LoadedToken, type SessionCore } from './core.js'
-import {
-  FST_SESSION_KEY_INVALID, FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID,
-  FST_SESSION_REVOKED, FST_SESSION_VALUE_INVALID
-} from './errors.js'
+import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
 import { newSecret, newSessionId, normalizeUserId } from './ids.js'
+import { checkKey, checkValue, emptyData, type LoginOptions, type SessionKey, type SessionValue } from './session-data.js'
 import { isStateless, type SessionPatch, type StoredSession } from './stores/store.js'
-
-/**
- * The shape of the data kept in a session. Augment it to type `get` and `set`:
- *
- * ```ts
- * declare module 'fastify-user-sessions' {
- *   interface SessionData { name: string, cart: string[] }
- * }
- * ```
- * Until it is augmented, any string key is accepted and values are `unknown`.
- */
-export interface SessionData {}
-
-export type SessionKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>
-export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
-
-export interface LoginOptions {
-  /** Carry the anonymous session's data into the new one; `true` for all keys, or a list of keys. @default false */
-  keepData?: boolean | readonly string[]
-}
 
 interface Changes {
   clear: boolean
   set: Record<string, unknown>
   unset: Set<string>
-}
-
-const MAX_KEY_LENGTH = 256
-
-function emptyData (): Record<string, unknown> {
-  return Object.create(null) as Record<string, unknown>
-}
-
-function checkKey (key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new FST_SESSION_KEY_INVALID(`expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
-  }
-  if (key === '__proto__') throw new FST_SESSION_KEY_INVALID('"__proto__" is reserved')
-}
-
-function checkValue (key: string, value: unknown): void {
-  let json: string | undefined
-  try {
-    json = JSON.stringify(value)
-  } catch (err) {
-    throw new FST_SESSION_VALUE_INVALID(key, (err as Error).message)
-  }
-  if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, `a ${typeof value} is not JSON`)
 }
 
 /**
@@ -117,6 +72,12 @@ export class Session {
   get createdAt (): number | undefined {
     this.#available()
     return this.#record?.createdAt
+  }
+
+  /** When the store last saw the session written (or, for the memory store, read); ms since the epoch. */
+  get lastSeenAt (): number | undefined {
+    this.#available()
+    return this.#record?.lastSeenAt
   }
 
   /** The effective deadline (idle or absolute, the earlier), in milliseconds since the epoch. */

@@ -3,7 +3,7 @@ import {
   FST_SESSION_NOT_FOUND, FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED, FST_SESSION_VALUE_INVALID
 } from './errors.js'
 import { isSessionId, normalizeUserId, ownerKeyOf, userKey } from './ids.js'
-import type { SessionData } from './session.js'
+import type { SessionData } from './session-data.js'
 import { isStateless, type RevocationStore, type StatelessStore, type StoredSession } from './stores/store.js'
 
 /** A session as `app.sessions` shows it: everything but the secret's hash. Times in ms since the epoch. */

@@ -102,11 +102,14 @@ t.test('session timestamps are exposed', async (t) => {
     isNew: req.session.isNew,
     createdAt: req.session.createdAt ?? null,
     expiresAt: req.session.expiresAt ?? null,
+    lastSeenAt: req.session.lastSeenAt ?? null,
     authenticatedAt: req.session.authenticatedAt ?? null
   }))
   t.teardown(() => app.close())
-  t.same((await app.inject('/times')).json(), { isNew: true, createdAt: null, expiresAt: null, authenticatedAt: null })
+  t.same((await app.inject('/times')).json(), { isNew: true, createdAt: null, expiresAt: null, lastSeenAt: null, authenticatedAt: null })
   const cookie = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'u' } }))
+  clock.tick(5000)
   t.same((await app.inject({ url: '/times', headers: { cookie } })).json(),
-    { isNew: false, createdAt: 1_000_000, expiresAt: 1_060_000, authenticatedAt: 1_000_000 })
+    { isNew: false, createdAt: 1_000_000, expiresAt: 1_060_000, lastSeenAt: 1_005_000, authenticatedAt: 1_000_000 },
+    'the memory store refreshes lastSeenAt on the read')
 })

@@ -1,0 +1,47 @@
+import { FST_SESSION_KEY_INVALID, FST_SESSION_VALUE_INVALID } from './errors.js'
+
+// What a session may hold: the augmentable SessionData type, and the checks that keep every
+// stored key and value storable as JSON by every store.
+
+/**
+ * The shape of the data kept in a session. Augment it to type `get` and `set`:
+ *
+ * ```ts
+ * declare module 'fastify-user-sessions' {
+ *   interface SessionData { name: string, cart: string[] }
+ * }
+ * ```
+ * Until it is augmented, any string key is accepted and values are `unknown`.
+ */
+export interface SessionData {}
+
+export type SessionKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>
+export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
+
+export interface LoginOptions {
+  /** Carry the anonymous session's data into the new one; `true` for all keys, or a list of keys. @default false */
+  keepData?: boolean | readonly string[]
+}
+
+const MAX_KEY_LENGTH = 256
+
+export function emptyData (): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>
+}
+
+export function checkKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new FST_SESSION_KEY_INVALID(`expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
+  }
+  if (key === '__proto__') throw new FST_SESSION_KEY_INVALID('"__proto__" is reserved')
+}
+
+export function checkValue (key: string, value: unknown): void {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (err) {
+    throw new FST_SESSION_VALUE_INVALID(key, (err as Error).message)
+  }
+  if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, `a ${typeof value} is not JSON`)
+}
