@@ -2,7 +2,8 @@
 // npm run bench -- --profile ours-memory [--route read|write]
 // Every server runs in its own process on 127.0.0.1; autocannon loads them in turn, interleaved
 // over several rounds; the report goes to stdout, <out>/latest.md and <out>/chart.svg.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -65,6 +66,28 @@ const outDir = args.out !== undefined ? resolve(args.out) : fileURLToPath(new UR
 
 const t0 = performance.now()
 const log = (msg) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${msg}\n`)
+
+/** The commit measured, and whether lib/ had uncommitted changes (the build measures the work tree). */
+function revision () {
+  try {
+    const git = (...a) => execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = git('status', '--porcelain', '--', 'lib') !== ''
+    return git('rev-parse', '--short', 'HEAD') + (dirty ? ' with uncommitted changes in lib/' : '')
+  } catch {
+    return 'unknown'
+  }
+}
+
+function versions () {
+  const names = ['fastify', '@fastify/cookie', '@fastify/session', 'connect-redis', 'ioredis', '@fastify/secure-session', 'autocannon']
+  return names.map((name) => {
+    try {
+      return `${name} ${JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')).version}`
+    } catch {
+      return `${name} ?`
+    }
+  }).join(', ')
+}
 
 function machine () {
   const cpus = os.cpus()
@@ -157,6 +180,8 @@ async function main () {
   const meta = {
     ...machine(),
     quick: args.quick,
+    revision: revision(),
+    versions: versions(),
     command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     rounds: config.rounds,
