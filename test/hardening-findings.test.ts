@@ -1,0 +1,76 @@
+import session from 'express-session'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { knownStores } from '../lib/index.js'
+import { newSessionId } from '../lib/ids.js'
+import { ExpressStoreAdapter } from '../lib/stores/express.js'
+import { buildApp, cookieOf } from './helpers/app.js'
+import { redisServer } from './helpers/redis.js'
+
+// What `npm run fuzz` and the property tests found in lib/ (hardening/RESULTS.md, "Findings"),
+// as checks marked todo: they run and report "not ok # TODO" without failing the suite until
+// lib/ is fixed; they turn to "ok # TODO" when it is. Drop the todo then. Finding 1 (the Redis client that answers nothing after a restart
+// under load) needs a restart under load: hardening/repro/redis-wedge.js reproduces it.
+
+async function roundTrip (options: Parameters<typeof buildApp>[0], entries: Array<[string, unknown]>): Promise<{ status: number, data: unknown }> {
+  const app = await buildApp(options)
+  app.post<{ Body: Array<[string, unknown]> }>('/put', async (req, reply) => {
+    try {
+      for (const [k, v] of req.body) req.session.set(k, v)
+    } catch (err) {
+      return await reply.code(400).send({ code: (err as { code?: string }).code })
+    }
+    return 'ok'
+  })
+  app.get('/dump', async (req) => req.session.toJSON())
+  try {
+    const put = await app.inject({ method: 'POST', url: '/put', payload: entries })
+    if (put.statusCode !== 200) return { status: put.statusCode, data: put.json() }
+    const dump = await app.inject({ url: '/dump', headers: { cookie: cookieOf(put) } })
+    return { status: dump.statusCode, data: dump.json() }
+  } finally {
+    await app.close()
+  }
+}
+
+/** Either set() refuses the key (400 with a typed code), or the data reads back as written. */
+function readsBackOrRefused (t: Test, result: { status: number, data: unknown }, written: Record<string, unknown>, todo: string): void {
+  t.ok(result.status === 200 || result.status === 400, `answered ${result.status}`)
+  if (result.status === 400) t.match(result.data, { code: /^FST_SESSION_(KEY|VALUE)_INVALID$/ }, 'refused by set() with a typed error')
+  else t.same(result.data, written, 'reads back as written', { todo })
+}
+
+t.test('finding 2: a top-level key "constructor" holding "prototype" reads back as written, or set() refuses it', async (t) => {
+  const written = { constructor: { prototype: { x: 1 } }, keep: 1 }
+  for (const store of ['memory', 'cookie']) {
+    if (!knownStores().includes(store)) continue
+    t.test(store, async (t) => readsBackOrRefused(t, await roundTrip({ store }, Object.entries(written)), written,
+      'finding 2: the memory and cookie stores drop it on read (Redis keeps it)'))
+  }
+})
+
+t.test('finding 3: on Redis, a data key holding a lone surrogate reads back as written, or set() refuses it', async (t) => {
+  const server = await redisServer(t)
+  if (server === undefined) return
+  const client = new Redis(server.url)
+  t.teardown(() => client.quit())
+  const written = { 'x\ud800': 1, 'x\udc00': 2 }
+  readsBackOrRefused(t, await roundTrip({ store: 'redis', storeOptions: { client, prefix: `finding3:${process.pid}:` } }, Object.entries(written)), written,
+    'finding 3: each key comes back with U+FFFD in place of the lone surrogate, and the two collide')
+})
+
+t.test('finding 4: a connect-style store\'s envelope of the wrong shape is refused, field by field', async (t) => {
+  const store = new session.MemoryStore() as session.MemoryStore & { sessions: Record<string, string> }
+  const adapter = new ExpressStoreAdapter({ store }, { clock: Date.now, maxSessionsPerUser: 10 })
+  const id = newSessionId('alice')
+  const envelope = (fus: Record<string, unknown>): string => JSON.stringify({
+    cookie: { expires: new Date(Date.now() + 86_400_000).toISOString(), originalMaxAge: 86_400_000 },
+    fus: { h: 'hash', u: 'alice', d: {}, c: 1, l: 1, e: Date.now() + 60_000, a: null, i: null, g: null, ...fus }
+  })
+  for (const [name, fus] of [['a user id that is not a string', { u: { a: 1 } }], ['a user id the id does not carry', { u: 'bob' }],
+    ['createdAt not a number', { c: 'x' }], ['lastSeenAt null', { l: null }], ['authenticatedAt an array', { a: [1] }],
+    ['ip a number', { i: 5 }], ['user agent an object', { g: {} }]] as const) {
+    store.sessions[id] = envelope(fus)
+    t.equal(await adapter.get(id), undefined, name, { todo: 'finding 4: only h and e are checked; u, c, l, a, i, g come back as they are' })
+  }
+})
