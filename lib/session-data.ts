@@ -1,3 +1,4 @@
+import sjson from 'secure-json-parse'
 import { FST_SESSION_KEY_INVALID, FST_SESSION_VALUE_INVALID } from './errors.js'
 
 // What a session may hold: the augmentable SessionData type, and the checks that keep every
@@ -24,6 +25,8 @@ export interface LoginOptions {
 }
 
 const MAX_KEY_LENGTH = 256
+const LONE_SURROGATE = /\p{Cs}/u
+const REFUSE_POISON = { protoAction: 'error', constructorAction: 'error' } as const
 
 export function emptyData (): Record<string, unknown> {
   return Object.create(null) as Record<string, unknown>
@@ -34,6 +37,8 @@ export function checkKey (key: unknown): asserts key is string {
     throw new FST_SESSION_KEY_INVALID(`expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
   }
   if (key === '__proto__') throw new FST_SESSION_KEY_INVALID('"__proto__" is reserved')
+  // Stores encode keys as UTF-8, where a lone surrogate becomes U+FFFD: two keys would collide.
+  if (LONE_SURROGATE.test(key)) throw new FST_SESSION_KEY_INVALID('not well-formed UTF-16 (a lone surrogate)')
 }
 
 export function checkValue (key: string, value: unknown): void {
@@ -44,4 +49,13 @@ export function checkValue (key: string, value: unknown): void {
     throw new FST_SESSION_VALUE_INVALID(key, (err as Error).message)
   }
   if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, `a ${typeof value} is not JSON`)
+  // Stored data are read back with prototype-poisoning protection, which drops `__proto__` and
+  // `constructor.prototype` keys: refuse them now rather than lose them silently on the next read.
+  if (key === 'constructor' || json.includes('"__proto__"') || json.includes('"constructor"')) {
+    try {
+      sjson.parse(`{${JSON.stringify(key)}:${json}}`, null, REFUSE_POISON)
+    } catch {
+      throw new FST_SESSION_VALUE_INVALID(key, 'a __proto__ or constructor.prototype key cannot be stored')
+    }
+  }
 }

@@ -36,7 +36,12 @@ t.test('keys and values that cannot be stored give typed errors', async (t) => {
       fn: () => req.session.set('f', () => 1),
       symbol: () => req.session.set('s', Symbol('s')),
       cycle: () => { const o: Record<string, unknown> = {}; o.o = o; req.session.set('o', o) },
-      delproto: () => req.session.delete('__proto__')
+      delproto: () => req.session.delete('__proto__'),
+      surrogate: () => req.session.set('x\ud800', 1),
+      nestedproto: () => req.session.set('v', JSON.parse('{"a":{"__proto__":{"p":1}}}')),
+      ctorproto: () => req.session.set('constructor', { prototype: { x: 1 } }),
+      nestedctor: () => req.session.set('v', { a: { constructor: { prototype: {} } } }),
+      ctorok: () => { req.session.set('constructor', 'fine'); req.session.set('v', { constructor: 'also fine' }) }
     }
     cases[req.query.case]?.()
     return 'stored'
@@ -44,13 +49,24 @@ t.test('keys and values that cannot be stored give typed errors', async (t) => {
   t.teardown(() => app.close())
   for (const [c, code] of [['proto', 'FST_SESSION_KEY_INVALID'], ['empty', 'FST_SESSION_KEY_INVALID'], ['long', 'FST_SESSION_KEY_INVALID'],
     ['number', 'FST_SESSION_KEY_INVALID'], ['bigint', 'FST_SESSION_VALUE_INVALID'], ['fn', 'FST_SESSION_VALUE_INVALID'],
-    ['symbol', 'FST_SESSION_VALUE_INVALID'], ['cycle', 'FST_SESSION_VALUE_INVALID'], ['delproto', 'FST_SESSION_KEY_INVALID']] as const) {
+    ['symbol', 'FST_SESSION_VALUE_INVALID'], ['cycle', 'FST_SESSION_VALUE_INVALID'], ['delproto', 'FST_SESSION_KEY_INVALID'],
+    ['surrogate', 'FST_SESSION_KEY_INVALID'], ['nestedproto', 'FST_SESSION_VALUE_INVALID'], ['ctorproto', 'FST_SESSION_VALUE_INVALID'],
+    ['nestedctor', 'FST_SESSION_VALUE_INVALID']] as const) {
     const res = await app.inject({ method: 'POST', url: `/bad?case=${c}` })
     t.equal(res.json().code, code, c)
     t.equal(res.statusCode, 500)
     t.notOk('stack' in res.json())
     t.equal(res.headers['set-cookie'], undefined, `${c}: nothing stored`)
   }
+})
+
+t.test('a "constructor" key or value without a prototype is stored and read back as written', async (t) => {
+  const app = await buildApp()
+  app.post('/ctor', async (req) => { req.session.set('constructor', 'fine'); req.session.set('v', { constructor: 'also fine' }); return 'ok' })
+  app.get('/dump', async (req) => req.session.toJSON())
+  t.teardown(() => app.close())
+  const cookie = cookieOf(await app.inject({ method: 'POST', url: '/ctor' }))
+  t.same((await app.inject({ url: '/dump', headers: { cookie } })).json(), { constructor: 'fine', v: { constructor: 'also fine' } })
 })
 
 t.test('stored data is parsed with prototype-poisoning protection', async (t) => {

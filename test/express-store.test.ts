@@ -128,7 +128,11 @@ t.test('a connect store that hangs or throws gives the typed 503, bounded by the
 
 t.test('stored sessions of foreign shape, or without an id, are ignored; listing of an empty store', async (t) => {
   const clock = testClock()
-  const listed: unknown[] = [{ id: 'x', cookie: {} }, { cookie: {}, fus: { h: 'h', e: 1 } }, { id: 'y', fus: { h: 'h', e: 1, u: 'u' } }, null]
+  const fus = { h: 'h', u: 'u', c: 1, l: 1, e: clock.now() + 60_000, a: null, i: null, g: null }
+  const id = 'dQ.' + 'A'.repeat(22)
+  const listed: unknown[] = [{ id: 'x', cookie: {} }, { cookie: {}, fus }, null,
+    { id, fus: { ...fus, d: [] } }, { id, fus: { ...fus, d: null } }, { id, fus: { ...fus, d: 'x' } }, { id, fus: { ...fus, a: 'x' } },
+    { id, fus: { ...fus, u: 'v' } }, { id, fus: { ...fus, u: null } }, { id, fus: { ...fus, c: -1 } }]
   const adapter = new ExpressStoreAdapter({
     store: {
       get: (_sid, cb) => cb(null, { cookie: {}, foreign: true }),
@@ -138,7 +142,9 @@ t.test('stored sessions of foreign shape, or without an id, are ignored; listing
     }
   }, { clock: clock.now, maxSessionsPerUser: 100 })
   t.equal(await adapter.get('A'.repeat(22)), undefined)
-  t.same(await adapter.getAll('u'), [])
+  t.same(await adapter.getAll('u'), [], 'none of the listed objects is a session of ours')
+  listed.push({ id, fus: { ...fus, d: { ok: true }, a: 5 } })
+  t.match(await adapter.getAll('u'), [{ id, userId: 'u', data: { ok: true }, authenticatedAt: 5 }], 'the well-formed one is')
   const empty = fromExpressStore({ get: (_s, cb) => cb(null, null), set: (_s, _v, cb) => cb?.(), destroy: (_s, cb) => cb?.(), all: (cb) => cb(null, undefined) })
   t.same(await empty.getAll('u'), [])
   t.equal(await empty.deleteAll('u', []), 0)

@@ -1,4 +1,5 @@
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
+import { ownerKeyOf, userKey } from '../ids.js'
 import { parseData } from '../json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
@@ -61,15 +62,23 @@ function toEnvelope (s: StoredSession, now: number): Envelope {
   }
 }
 
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+const isText = (v: unknown): v is string | null => v === null || typeof v === 'string'
+
+/** The session in a store's object, or undefined when any field is not what `toEnvelope` writes. */
 function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
   const f = (value as Partial<Envelope> | null | undefined)?.fus
-  if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || typeof f.e !== 'number') return undefined
+  if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || !isTime(f.e) || !isTime(f.c) || !isTime(f.l)) return undefined
+  if (!(f.a === null || isTime(f.a)) || !isText(f.i) || !isText(f.g) || !isText(f.u)) return undefined
+  // The id carries its user's key: a record of another user (or none) under this id is not ours.
+  if (ownerKeyOf(id) !== (f.u === null ? undefined : userKey(f.u))) return undefined
+  if (f.d === null || typeof f.d !== 'object' || Array.isArray(f.d)) return undefined
   return {
     id,
     secretHash: f.h,
     userId: f.u ?? undefined,
     // Stores parse JSON with JSON.parse; read the data again with prototype-poisoning protection.
-    data: parseData(JSON.stringify(f.d ?? {})),
+    data: parseData(JSON.stringify(f.d)),
     createdAt: f.c,
     lastSeenAt: f.l,
     expiresAt: f.e,
