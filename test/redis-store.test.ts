@@ -177,4 +177,18 @@ if (server !== undefined) {
     t.notMatch(await client.client('LIST'), new RegExp(`name=${name}`), 'closed')
     t.same(sink.lines, [], 'nothing to log when all goes well')
   })
+
+  t.test('auto-pipelining: never on the store\'s own client; a warning for a user client that has it', async (t) => {
+    const sink = logSink('debug')
+    const log = pino(sink.logger as pino.LoggerOptions, (sink.logger as { stream: pino.DestinationStream }).stream)
+    const store = new RedisStore({ url: server.url, prefix: `ap:${run}:` }, { ...context, log })
+    t.equal((store.client as Redis).options.enableAutoPipelining, false)
+    await store.close()
+    const piped = new Redis(server.url, { enableAutoPipelining: true })
+    t.teardown(() => piped.quit())
+    const warned = new RedisStore({ client: piped, prefix: `ap:${run}:` }, { ...context, log })
+    t.equal(warned.client, piped)
+    t.ok(sink.lines.some((l) => l.level === 40 && /enableAutoPipelining/.test(String(l.msg))))
+    await warned.close()
+  })
 }

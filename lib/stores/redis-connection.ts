@@ -34,17 +34,21 @@ export class RedisConnection {
     this.#log = log
     this.#own = client === undefined
     this.client = client ?? this.#connect(url as string)
+    if ((client as { options?: { enableAutoPipelining?: unknown } } | undefined)?.options?.enableAutoPipelining === true) {
+      log.warn('redis session store: the client has enableAutoPipelining, which can leave ioredis unresponsive after a Redis restart under load')
+    }
   }
 
   #connect (url: string): Redis {
     // No offline queue and no resending after a reconnect: a command that could not be sent
-    // in time fails, and never runs later behind the caller's back. Auto-pipelining sends the
-    // commands of concurrent requests in one write: under load, socket writes are the cost.
+    // in time fails, and never runs later behind the caller's back. No auto-pipelining: when
+    // Redis goes down while an auto-pipelined batch awaits its reply, ioredis 5 can come back
+    // 'ready' and never answer again (hardening/repro/redis-wedge.js); it costs some throughput.
     const client = new Redis(url, {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       connectTimeout: this.#timeout,
-      enableAutoPipelining: true
+      enableAutoPipelining: false
     })
     // One warning per outage, one info line when it ends; ioredis reconnects on its own.
     client.on('error', (err: Error & { code?: string }) => {

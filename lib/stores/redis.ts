@@ -97,6 +97,11 @@ export class RedisStore implements SessionStore {
     this.#redis = new RedisConnection(options.client, options.url, options.timeout ?? 2000, context.log)
   }
 
+  /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
+  get client (): Redis | Cluster {
+    return this.#redis.client
+  }
+
   #keys (id: string): Keys {
     const dot = id.indexOf('.')
     if (dot === -1) return { key: `${this.#prefix}s:{${id}}`, index: undefined, member: id }
