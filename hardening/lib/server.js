@@ -3,7 +3,6 @@
 // the parent the port over IPC. Logs are pino JSON lines on stdout, counted by the parent.
 //
 // config: { store: 'memory' | 'redis' | 'cookie', redisUrl?, maxSessions?, maxSessionsPerUser?,
-//           redisClient?: hand the Redis store a client the app made (no auto-pipelining) instead of a url,
 //           alt?: a second plugin instance under /alt with the cookie name 'alt',
 //           lenientJson?: let __proto__ / constructor keys through Fastify's body parser,
 //           logLevel? }
@@ -11,7 +10,6 @@ import { createHash } from 'node:crypto'
 import fastifyCookie from '@fastify/cookie'
 import Fastify from 'fastify'
 import session, { knownStores, MemoryStore } from 'fastify-user-sessions'
-import { Redis } from 'ioredis'
 
 const config = JSON.parse(process.argv[2])
 export const SECRETS = ['hardening-secret-newest-of-at-least-32-bytes', 'hardening-secret-older-of-at-least-32-bytes!']
@@ -27,19 +25,10 @@ function hash (value) {
   return value === undefined ? null : createHash('sha256').update(value).digest('base64url').slice(0, 22)
 }
 
-const clients = []
-
 function storeOptions (prefix) {
   switch (config.store) {
     case 'memory': return { table: `hardening-${prefix}`, ...(config.maxSessions ? { maxSessions: config.maxSessions } : {}) }
-    case 'redis': {
-      if (!config.redisClient) return { url: config.redisUrl, prefix: `${prefix}:` }
-      // The options the store gives its own client, but auto-pipelining (hardening/RESULTS.md, finding 1).
-      const client = new Redis(config.redisUrl, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, connectTimeout: 2000 })
-      client.on('error', () => {})
-      clients.push(client)
-      return { client, prefix: `${prefix}:` }
-    }
+    case 'redis': return { url: config.redisUrl, prefix: `${prefix}:` }
     case 'cookie': return { revocation: 'memory' }
     default: throw new Error(`unknown target ${config.store}`)
   }
@@ -196,7 +185,6 @@ async function main () {
     return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }
   })
 
-  app.addHook('onClose', async () => { for (const client of clients) client.disconnect() })
   await app.listen({ host: '127.0.0.1', port: 0 })
   let closing = false
   const stop = async () => {
