@@ -109,6 +109,8 @@ export class Connection {
       const socket = net.connect({ port: this.#port, host: HOST, noDelay: true })
       socket.once('connect', () => {
         socket.off('error', reject)
+        // Between requests the server may reset the connection: the next request sees it closed.
+        socket.on('error', () => {})
         resolve(socket)
       })
       socket.once('error', reject)
