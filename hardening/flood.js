@@ -63,7 +63,7 @@ async function cannon (port, method, path) {
   }
 }
 
-/** Samples the server while `work` runs: store counters every second, heap (after GC) every 10 s. */
+/** Samples the server while `work` runs: store counters every second, heap (after GC) after 1 s and every 10 s. */
 async function sampled (port, work) {
   const conn = new Connection(port)
   const samples = { maxSessions: 0, maxHeap: 0, maxRss: 0 }
@@ -75,7 +75,7 @@ async function sampled (port, work) {
     try {
       const stats = json(await conn.request(buildRequest({ path: '/admin/stats' })))
       samples.maxSessions = Math.max(samples.maxSessions, stats?.memory?.sessions ?? 0)
-      if (++ticks % 10 === 0) {
+      if (++ticks % 10 === 1) {
         const mem = json(await conn.request(buildRequest({ path: '/admin/mem' })))
         samples.maxHeap = Math.max(samples.maxHeap, mem.heapUsed)
         samples.maxRss = Math.max(samples.maxRss, mem.rss)
@@ -183,7 +183,8 @@ async function perUser (target) {
     const evicted = logins.filter((l) => !kept.has(l.id))
     if (listed.length !== Math.min(PER_USER, logins.length)) problems.push(`the user has ${listed.length} sessions, expected ${PER_USER}`)
     if (listed.some((s) => !logins.some((l) => l.id === s.id))) problems.push('getAll lists a session no login created')
-    // LRU: with no reads between the logins, the oldest are the ones gone (ties within a millisecond either way).
+    // LRU: with no reads between the logins, the oldest are the ones gone. Logins within one
+    // millisecond tie: Redis breaks the tie by the random part of the id, memory by insertion.
     const newestEvicted = Math.max(...evicted.map((l) => l.createdAt))
     const oldestKept = Math.min(...listed.map((s) => s.createdAt))
     if (evicted.length > 0 && newestEvicted > oldestKept) problems.push(`a session created at ${newestEvicted} was evicted while one created at ${oldestKept} was kept`)
@@ -193,13 +194,14 @@ async function perUser (target) {
       const me = json(await conn.request(buildRequest({ path: '/me', headers: [['Cookie', `sid=${l.cookie}`]] })))
       if (me.id !== null) oldWork++
     }
+    // The kept sessions load (the newest of them: by lastSeenAt, ties within a millisecond either way).
     let newWork = 0
-    for (const l of logins.slice(-20)) {
+    for (const l of logins.filter((l) => kept.has(l.id)).slice(-20)) {
       const me = json(await conn.request(buildRequest({ path: '/me', headers: [['Cookie', `sid=${l.cookie}`]] })))
       if (me.id === l.id && me.userId === 'flood-user') newWork++
     }
     if (oldWork > 0) problems.push(`${oldWork} evicted cookies still load their session`)
-    if (newWork !== Math.min(20, logins.length)) problems.push(`only ${newWork} of the newest 20 cookies load their session`)
+    if (newWork !== Math.min(20, kept.size)) problems.push(`only ${newWork} of the newest 20 kept cookies load their session`)
     const after = await serverState(server.port, redis)
     conn.close()
     return {
@@ -266,11 +268,11 @@ async function main () {
       ]))
   }
   console.log(`\n## 3. One user, ${fmtInt(LOGINS)} logins, maxSessionsPerUser ${PER_USER}\n`)
-  console.log(table(['store', 'logins', 'duration', 'sessions kept', 'evicted', 'newest kept', 'evicted cookies that still work', 'store evictions counted'],
+  console.log(table(['store', 'logins', 'duration', 'sessions kept', 'evicted', 'kept among the last logins', 'evicted cookies that still work', 'kept cookies that work', 'store evictions counted'],
     caps.map((r) => r.skipped !== undefined
-      ? skippedRow(r, 6)
+      ? skippedRow(r, 7)
       : [r.target, fmtInt(r.logins), seconds(r.ms), fmtInt(r.listed), fmtInt(r.evicted), `${fmtInt(PER_USER - r.lastKept)} of the last ${PER_USER}`,
-          `${r.oldWork} of ${r.oldChecked} tried`, r.evictions === undefined ? 'n/a' : fmtInt(r.evictions)])))
+          `${r.oldWork} of ${r.oldChecked} tried`, `${r.newWork} of ${Math.min(20, r.listed)} tried`, r.evictions === undefined ? 'n/a' : fmtInt(r.evictions)])))
 
   const all = [...floods, creation, ...caps].filter((r) => r !== undefined)
   const problems = all.flatMap((r) => (r.problems ?? []).map((p) => `- ${r.target}: ${p}`))
