@@ -10,6 +10,7 @@ import { isStateless, type SessionStore, type StatelessStore, type StoredSession
 
 const MAX_INSERT_ATTEMPTS = 100 // as Plug's ETS store
 const MAX_COOKIE_LENGTH = 4096
+const UNAVAILABLE_LOG_INTERVAL = 10_000
 /** Name, value and attributes of a Set-Cookie (ASVS V3.3; browsers drop larger cookies silently). */
 const MAX_SET_COOKIE_BYTES = 4096
 /** A value that goes into Set-Cookie as it is (no percent-encoding): its length is its size. */
@@ -56,6 +57,7 @@ export class SessionCore {
   /** The idle deadline is pushed back once it is at least this much later than the stored one. */
   readonly refreshStepMs: number
   readonly #signer: Signer
+  #lastUnavailableWarning = -Infinity
   #attributesBound: number | undefined
 
   constructor (options: NormalizedOptions, store: SessionStore | StatelessStore) {
@@ -132,10 +134,17 @@ export class SessionCore {
     return { kind: 'loaded', token: { record, secret: '', renew: opened.renew } }
   }
 
+  /** A warning at most every UNAVAILABLE_LOG_INTERVAL ms (real time), debug lines between: an outage must not flood the log. */
   #unavailable (request: FastifyRequest, err: unknown): LoadResult {
     const error = storeError(err)
-    request.log.warn({ err: { message: error.message, code: (error as { code?: string }).code } },
-      'session store unavailable while loading a session')
+    const now = Date.now()
+    const details = { err: { message: error.message, code: (error as { code?: string }).code } }
+    if (now - this.#lastUnavailableWarning >= UNAVAILABLE_LOG_INTERVAL) {
+      this.#lastUnavailableWarning = now
+      request.log.warn(details, 'session store unavailable while loading a session')
+    } else {
+      request.log.debug(details, 'session store unavailable while loading a session')
+    }
     return { kind: 'unavailable', error }
   }
 
