@@ -49,6 +49,15 @@ export function storeError (err: unknown): Error {
   return wrapped
 }
 
+/** Awaits a store call, turning what it rejects with into the typed error `storeError` makes. */
+export async function withStoreErrors<T> (promise: Promise<T>): Promise<T> {
+  try {
+    return await promise
+  } catch (err) {
+    throw storeError(err)
+  }
+}
+
 export class SessionCore {
   readonly options: NormalizedOptions
   readonly store: SessionStore | StatelessStore

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { storeError, type LoadedToken, type SessionCore } from './core.js'
+import { storeError, withStoreErrors, type LoadedToken, type SessionCore } from './core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
 import { newSecret, newSessionId, normalizeUserId } from './ids.js'
 import { checkKey, checkValue, emptyData, type LoginOptions, type SessionKey, type SessionValue } from './session-data.js'
@@ -206,7 +206,7 @@ export class Session {
       this.#secret = undefined
       return
     }
-    await this.#wrap(this.#replace(record.userId, this.#data, record.createdAt, record.authenticatedAt))
+    await withStoreErrors(this.#replace(record.userId, this.#data, record.createdAt, record.authenticatedAt))
   }
 
   /**
@@ -224,15 +224,20 @@ export class Session {
       for (const key of keep) if (Object.hasOwn(this.#data, key)) data[key] = this.#data[key]
     }
     const now = this.#core.now()
-    await this.#wrap(this.#replace(id, data, now, now))
+    await withStoreErrors(this.#replace(id, data, now, now))
   }
 
   /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
   async destroy (): Promise<void> {
     this.#available()
     const record = this.#record
-    if (record !== undefined) await this.#wrap(this.#core.drop(record))
+    if (record !== undefined) await withStoreErrors(this.#core.drop(record))
     this.#expireCookie ||= record !== undefined || this.#sendCookie
+    this.#forget()
+  }
+
+  /** Back to a fresh anonymous session, nothing stored, nothing pending. */
+  #forget (): void {
     this.#record = undefined
     this.#id = undefined
     this.#secret = undefined
@@ -242,14 +247,6 @@ export class Session {
     this.#touched = false
   }
 
-  async #wrap<T> (promise: Promise<T>): Promise<T> {
-    try {
-      return await promise
-    } catch (err) {
-      throw storeError(err)
-    }
-  }
-
   /**
    * Writes pending changes now; the plugin calls it when the response is sent. Throws
    * `FST_SESSION_REVOKED` when the session was deleted (by `deleteAll`, say) meanwhile:
@@ -257,7 +254,7 @@ export class Session {
    */
   async save (): Promise<void> {
     this.#available()
-    await this.#wrap(this.#save())
+    await withStoreErrors(this.#save())
     // A stateless store writes nothing until the response: check now that the cookie will fit.
     const store = this.#core.store
     if (isStateless(store) && this.#sendCookie) {
@@ -305,12 +302,7 @@ export class Session {
       expiresAt: refresh ? deadline : undefined
     }
     if (!await store.patch(record.id, patch)) {
-      this.#record = undefined
-      this.#id = undefined
-      this.#secret = undefined
-      this.#data = emptyData()
-      this.#changes = undefined
-      this.#sendCookie = false
+      this.#forget()
       this.#expireCookie = true
       throw new FST_SESSION_REVOKED()
     }

@@ -1,4 +1,4 @@
-import { storeError, type SessionCore } from './core.js'
+import { withStoreErrors, type SessionCore } from './core.js'
 import {
   FST_SESSION_NOT_FOUND, FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED, FST_SESSION_VALUE_INVALID
 } from './errors.js'
@@ -75,14 +75,6 @@ export class UserSessions {
     this.#core = core
   }
 
-  async #call<T> (promise: Promise<T>): Promise<T> {
-    try {
-      return await promise
-    } catch (err) {
-      throw storeError(err)
-    }
-  }
-
   /** True when `id` can belong to `userId` (the id carries the user's key); no store round trip. */
   #owned (id: string, userId: string | number | undefined): boolean {
     if (typeof id !== 'string' || !isSessionId(id)) return false
@@ -94,7 +86,7 @@ export class UserSessions {
     const store = this.#core.store
     if (isStateless(store)) throw unlisted('get')
     if (!this.#owned(sessionId, userId)) return undefined
-    const s = await this.#call(store.get(sessionId))
+    const s = await withStoreErrors(store.get(sessionId))
     return s === undefined || s.expiresAt <= this.#core.now() ? undefined : toRecord(s)
   }
 
@@ -121,7 +113,7 @@ export class UserSessions {
       throw new FST_SESSION_VALUE_INVALID('data', (err as Error).message)
     }
     const set = Object.assign(Object.create(null) as Record<string, unknown>, data)
-    const ok = await this.#call(store.patch(session.id, { clear: true, set, unset: [], lastSeenAt: now, expiresAt }))
+    const ok = await withStoreErrors(store.patch(session.id, { clear: true, set, unset: [], lastSeenAt: now, expiresAt }))
     if (!ok) throw new FST_SESSION_NOT_FOUND()
     return { ...current, data, lastSeenAt: now, expiresAt }
   }
@@ -134,10 +126,10 @@ export class UserSessions {
       // Its absolute deadline is in the cookie, not here: deny-list the id as long as any session can live.
       const revocation = revocationOf(store, 'delete')
       if (!this.#owned(sessionId, userId)) return false
-      return await this.#call(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+      return await withStoreErrors(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
     }
     if (!this.#owned(sessionId, userId)) return false
-    return await this.#call(store.delete(sessionId))
+    return await withStoreErrors(store.delete(sessionId))
   }
 
   /** Every live session of the user, oldest first; none for `undefined` (an anonymous visitor). */
@@ -145,7 +137,7 @@ export class UserSessions {
     const store = this.#core.store
     if (isStateless(store)) throw unlisted('getAll')
     if (userId === undefined) return []
-    const all = await this.#call(store.getAll(normalizeUserId(userId)))
+    const all = await withStoreErrors(store.getAll(normalizeUserId(userId)))
     const now = this.#core.now()
     return all.filter((s) => s.expiresAt > now).map(toRecord).sort((a, b) => a.createdAt - b.createdAt)
   }
@@ -158,7 +150,7 @@ export class UserSessions {
     const store = this.#core.store
     if (isStateless(store)) return await this.#revokeAll(store, userId, options)
     if (userId === undefined) return 0
-    return await this.#call(store.deleteAll(normalizeUserId(userId), exceptions(options)))
+    return await withStoreErrors(store.deleteAll(normalizeUserId(userId), exceptions(options)))
   }
 
   async #revokeAll (store: StatelessStore, userId: string | number | undefined, options: DeleteAllOptions): Promise<number> {
@@ -168,7 +160,7 @@ export class UserSessions {
     const key = userKey(id)
     const kept = exceptions(options).filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
     const core = this.#core
-    await this.#call(revocation.revokeAll(id, kept, core.now() + core.absoluteTtlMs))
+    await withStoreErrors(revocation.revokeAll(id, kept, core.now() + core.absoluteTtlMs))
     return 0
   }
 }
