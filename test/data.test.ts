@@ -91,7 +91,11 @@ t.test('property: any JSON object survives a store round trip through the sessio
   app.get('/dump', async (req) => req.session.toJSON())
   t.teardown(() => app.close())
   const key = fc.string({ minLength: 1, maxLength: 20 }).filter((k) => k !== '__proto__')
-  await fc.assert(fc.asyncProperty(fc.dictionary(key, fc.jsonValue(), { minKeys: 1, maxKeys: 5 }), async (data) => {
+  // Poisoning keys are refused before the store (Fastify's body parser, then set()): data.test's
+  // 'keys and values that cannot be stored' and test/hardening-findings.test.ts cover them.
+  const storable = fc.dictionary(key, fc.jsonValue(), { minKeys: 1, maxKeys: 5 })
+    .filter((d) => !/"(__proto__|constructor)"/.test(JSON.stringify(d)))
+  await fc.assert(fc.asyncProperty(storable, async (data) => {
     const put = await app.inject({ method: 'POST', url: '/put', payload: { data } })
     const cookie = cookieOf(put)
     const dump = await app.inject({ url: '/dump', headers: { cookie } })
