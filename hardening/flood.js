@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import { number, options, targets as targetList } from './lib/args.js'
 import { buildRequest, Connection, json, setCookieValue } from './lib/http.js'
-import { killAll, startServer } from './lib/procs.js'
+import { runMain, startServer } from './lib/procs.js'
 import { redisMissing, redisServerAvailable, startRedis } from './lib/redis.js'
 import { fmtInt, machine, mb, seconds, table } from './lib/report.js'
 
@@ -282,11 +282,4 @@ async function main () {
   return failed ? 1 : 0
 }
 
-main().then((code) => {
-  killAll()
-  process.exit(code)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(2)
-})
+runMain(main)

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { number, options, targets as targetList } from './lib/args.js'
 import { caseAt, dataText, deepEqual, expectedData, HEADER_LIMIT, JUNK_NAMES, mutate, validUserId } from './lib/cases.js'
 import { buildRequest, Connection, json, setCookieValue } from './lib/http.js'
-import { killAll, startServer } from './lib/procs.js'
+import { runMain, startServer } from './lib/procs.js'
 import { redisMissing, redisServerAvailable, startRedis } from './lib/redis.js'
 import { fmtInt, hex, machine, mb, seconds, statuses, table } from './lib/report.js'
 
@@ -445,11 +445,4 @@ async function main () {
   return failed ? 1 : 0
 }
 
-main().then((code) => {
-  killAll()
-  process.exit(code)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(2)
-})
+runMain(main)

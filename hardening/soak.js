@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import { number, options, targets as targetList } from './lib/args.js'
 import { buildRequest, Connection, json, setCookieValue } from './lib/http.js'
-import { killAll, startServer } from './lib/procs.js'
+import { runMain, startServer } from './lib/procs.js'
 import { redisMissing, redisServerAvailable, startRedis } from './lib/redis.js'
 import { fmtInt, machine, mb, seconds, statuses, table } from './lib/report.js'
 
@@ -504,11 +504,4 @@ async function main () {
   return failed ? 1 : 0
 }
 
-main().then((code) => {
-  killAll()
-  process.exit(code)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(2)
-})
+runMain(main)

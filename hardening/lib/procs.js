@@ -34,6 +34,18 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * The environment of a child: the parent's, less what a test runner put there (coverage
  * collection, loaders), so that the scripts never count towards, or run under, the suite's tooling.
  */
+/** Runs a script's main(), exits with its code (2 when it throws), and never leaves a child behind. */
+export function runMain (main) {
+  main().then((code) => {
+    killAll()
+    process.exit(code)
+  }, (err) => {
+    console.error(err)
+    killAll()
+    process.exit(2)
+  })
+}
+
 export function childEnv (extra = {}) {
   const env = { ...process.env, ...extra }
   for (const key of Object.keys(env)) {
