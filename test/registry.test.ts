@@ -1,6 +1,6 @@
 import t from 'tap'
 import { knownStores, MemoryStore, registerStore, type SessionStore, type StoreContext } from '../lib/index.js'
-import { buildApp, cookieOf } from './helpers/app.js'
+import { buildApp, cookieOf, delegate } from './helpers/app.js'
 
 t.test('built-ins are registered at import', async (t) => {
   t.match(knownStores(), ['memory', 'ets'])
@@ -56,15 +56,7 @@ t.test('a store object is used as it is; one that misses methods is refused at r
 
 t.test('a store without close() needs none', async (t) => {
   const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 10 })
-  const store: SessionStore = {
-    get: (id) => inner.get(id),
-    insert: (s) => inner.insert(s),
-    patch: (id, p) => inner.patch(id, p),
-    delete: (id) => inner.delete(id),
-    getAll: (u) => inner.getAll(u),
-    deleteAll: (u, e) => inner.deleteAll(u, e)
-  }
-  const app = await buildApp({ store })
+  const app = await buildApp({ store: delegate(inner) })
   await app.inject({ method: 'POST', url: '/counter' })
   await app.close()
   await inner.close()

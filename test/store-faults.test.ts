@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemoryStore, type SessionStore } from '../lib/index.js'
-import { buildApp, cookieOf, logSink } from './helpers/app.js'
+import { buildApp, cookieOf, delegate, logSink } from './helpers/app.js'
 
 /** A real memory store behind a switch that makes every call fail, as a store whose backend is down. */
 function switchable (): { store: SessionStore, down: (err?: unknown) => void, up: () => void } {
@@ -75,17 +75,12 @@ t.test('a failure while writing gives the 503; non-Error rejections are wrapped 
 t.test('regenerate: when deleting the old id fails, the new session is undone and the error reported', async (t) => {
   const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 10 })
   let failDelete = false
-  const store: SessionStore = {
-    get: (id) => inner.get(id),
-    insert: (s) => inner.insert(s),
-    patch: (id, p) => inner.patch(id, p),
+  const store = delegate(inner, {
     delete: async (id) => {
       if (failDelete) { failDelete = false; throw new Error('timeout') }
       return await inner.delete(id)
-    },
-    getAll: (u) => inner.getAll(u),
-    deleteAll: (u, e) => inner.deleteAll(u, e)
-  }
+    }
+  })
   const app = await buildApp({ store })
   app.post('/regenerate', async (req) => { failDelete = true; await req.session.regenerate(); return 'ok' })
   t.teardown(async () => { await app.close(); await inner.close() })
@@ -100,14 +95,9 @@ t.test('regenerate: when deleting the old id fails, the new session is undone an
 t.test('insert-new retries on a collision, then gives up with a typed error', async (t) => {
   const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 10 })
   let refuse = 0
-  const store: SessionStore = {
-    get: (id) => inner.get(id),
-    insert: async (s) => { if (refuse > 0) { refuse--; return false } return await inner.insert(s) },
-    patch: (id, p) => inner.patch(id, p),
-    delete: (id) => inner.delete(id),
-    getAll: (u) => inner.getAll(u),
-    deleteAll: (u, e) => inner.deleteAll(u, e)
-  }
+  const store = delegate(inner, {
+    insert: async (s) => { if (refuse > 0) { refuse--; return false } return await inner.insert(s) }
+  })
   const sink = logSink('warn')
   const app = await buildApp({ store }, sink.logger)
   app.get('/id', async (req) => { req.session.set('a', 1); return { id: req.session.id } })
@@ -128,17 +118,12 @@ t.test('a route with config.session false never waits for the store, and has no 
   let release: () => void = () => {}
   const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 10 })
   let hang = false
-  const store: SessionStore = {
+  const store = delegate(inner, {
     get: async (id) => {
       if (hang) await new Promise<void>((resolve) => { release = resolve })
       return await inner.get(id)
-    },
-    insert: (s) => inner.insert(s),
-    patch: (id, p) => inner.patch(id, p),
-    delete: (id) => inner.delete(id),
-    getAll: (u) => inner.getAll(u),
-    deleteAll: (u, e) => inner.deleteAll(u, e)
-  }
+    }
+  })
   const app = await buildApp({ store })
   app.get('/health', { config: { session: false } }, async () => ({ ok: true }))
   app.get('/health-touching', { config: { session: false } }, async (req) => req.session.get('x') ?? 'none')

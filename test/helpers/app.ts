@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
-import session, { type FastifyUserSessionsOptions } from '../../lib/index.js'
+import session, { type FastifyUserSessionsOptions, type SessionStore } from '../../lib/index.js'
 
 export const SECRET = 'a-test-secret-that-is-long-enough-32+'
 export const OLD_SECRET = 'an-older-secret-that-is-long-enough-32'
@@ -82,4 +82,20 @@ export function logSink (level = 'trace'): { lines: Array<Record<string, unknown
     }
   }
   return { lines, text: () => chunks.join(''), logger: { level, stream } }
+}
+
+/**
+ * A store object that forwards the six contract methods to a real store (no close()), with
+ * some of them replaced: how the tests build a store that fails, hangs or refuses on cue.
+ */
+export function delegate (inner: SessionStore, overrides: Partial<SessionStore> = {}): SessionStore {
+  return {
+    get: (id) => inner.get(id),
+    insert: (s) => inner.insert(s),
+    patch: (id, p) => inner.patch(id, p),
+    delete: (id) => inner.delete(id),
+    getAll: (u) => inner.getAll(u),
+    deleteAll: (u, e) => inner.deleteAll(u, e),
+    ...overrides
+  }
 }
