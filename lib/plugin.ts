@@ -72,7 +72,9 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       done(null, payload)
       return
     }
-    session.commit(reply).then(() => done(null, payload), done)
+    const saving = session.commit(reply)
+    if (saving === undefined) done(null, payload)
+    else saving.then(() => done(null, payload), done)
   })
 
   if (typeof store.close === 'function') {

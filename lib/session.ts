@@ -312,16 +312,40 @@ export class Session {
     if (refresh) this.#sendCookie = true
   }
 
-  /** @internal Saves and sets or expires the cookie; run once, from the plugin's onSend hook. */
-  async commit (reply: FastifyReply): Promise<void> {
-    if (this.#committed || this.#error !== undefined) return
+  /** True when `#save` would write to the store (or, for a stateless store, seal again). */
+  #mustSave (): boolean {
+    if (this.#changes !== undefined || this.#touched) return true
+    const record = this.#record
+    if (record === undefined || !this.#core.options.rolling) return false
+    const core = this.#core
+    const deadline = core.deadline(record.createdAt, core.now())
+    return deadline - record.expiresAt >= core.refreshStepMs
+  }
+
+  /**
+   * @internal Saves and sets or expires the cookie; run once, from the plugin's onSend hook.
+   * Returns undefined when there was nothing to save (the common read): the response goes
+   * on without a round through the microtask queue.
+   */
+  commit (reply: FastifyReply): Promise<void> | undefined {
+    if (this.#committed || this.#error !== undefined) return undefined
     this.#committed = true
+    if (this.#mustSave()) return this.#saveAndCommit(reply)
+    this.#writeCookie(reply)
+    return undefined
+  }
+
+  async #saveAndCommit (reply: FastifyReply): Promise<void> {
     try {
       await this.#save()
     } catch (err) {
       if ((err as { code?: string }).code !== 'FST_SESSION_REVOKED') throw storeError(err)
       this.#request.log.info('session revoked while the request was in flight; its changes were discarded')
     }
+    this.#writeCookie(reply)
+  }
+
+  #writeCookie (reply: FastifyReply): void {
     const record = this.#record
     if (record !== undefined && this.#sendCookie) {
       this.#core.writeCookie(reply, record, this.#secret as string, this.#data)
