@@ -71,7 +71,7 @@ t.test('reads refresh the last-seen timestamp and the LRU order; the bound evict
   t.teardown(() => s.close())
   const [r1, r2, r3, r4, r5] = [1, 2, 3, 4, 5].map(() => record(clock.now)) as StoredSession[]
   for (const r of [r1, r2, r3] as StoredSession[]) await s.insert(r)
-  clock.tick(10)
+  clock.tick(1000)
   t.equal((await s.get(r1!.id))?.lastSeenAt, clock.now(), 'timestamp refreshed on read')
   await s.insert(r4!)
   t.equal(await s.get(r2!.id), undefined, 'r2 was least recently used')
@@ -85,6 +85,20 @@ t.test('reads refresh the last-seen timestamp and the LRU order; the bound evict
   clock.tick(60_000)
   await s.insert(record(clock.now))
   t.equal(sink.lines.filter((l) => l.msg === 'memory session store full: evicted least recently used sessions').length, 2)
+})
+
+t.test('the LRU order is kept to the second: reads within one second of the last use do not reorder the table', async (t) => {
+  const clock = testClock(1_700_000_000_000)
+  const s = open(clock.now, { maxSessions: 2 })
+  t.teardown(() => s.close())
+  const [r1, r2, r3] = [1, 2, 3].map(() => record(clock.now)) as StoredSession[]
+  await s.insert(r1!)
+  await s.insert(r2!)
+  clock.tick(999)
+  t.equal((await s.get(r1!.id))?.lastSeenAt, clock.now(), 'the timestamp moves on every read')
+  await s.insert(r3!)
+  t.equal(await s.get(r1!.id), undefined, 'r1, read in the same second as its insert, stayed the oldest')
+  t.ok(await s.get(r2!.id))
 })
 
 t.test('the per-user cap evicts the user\'s least recently used session', async (t) => {

@@ -38,6 +38,7 @@ interface Entry {
 const SWEEP_CHUNK = 10_000
 const INTERN_LIMIT = 10_000
 const EVICTION_LOG_INTERVAL = 60_000
+const LRU_RESOLUTION = 1000
 
 class Table {
   readonly sessions = new Map<string, Entry>()
@@ -191,7 +192,7 @@ export class MemoryStore implements SessionStore {
     this.#maxPerUser = context.maxSessionsPerUser
   }
 
-  /** A live entry (moved to the most recently used end), or undefined; expired entries are removed. */
+  /** A live entry (moved to the most recently used end, to the second), or undefined; expired entries are removed. */
   #live (id: string, now: number): Entry | undefined {
     const table = this.#table
     const entry = table.sessions.get(id)
@@ -200,9 +201,13 @@ export class MemoryStore implements SessionStore {
       table.remove(id, entry)
       return undefined
     }
+    // The LRU order moves at most once per second of the clock: a Map delete and set on every
+    // read of a hot session cost more than the read itself. The order is exact to the second.
+    if (Math.floor(now / LRU_RESOLUTION) !== Math.floor(entry.lastSeenAt / LRU_RESOLUTION)) {
+      table.sessions.delete(id)
+      table.sessions.set(id, entry)
+    }
     entry.lastSeenAt = now
-    table.sessions.delete(id)
-    table.sessions.set(id, entry)
     return entry
   }
 
