@@ -16,7 +16,7 @@ function esc (text) {
 }
 
 function colorOf (name) {
-  if (name === 'bare') return COLORS.bare
+  if (name.startsWith('bare')) return COLORS.bare
   return name.startsWith('ours-') ? COLORS.ours : COLORS.peer
 }
 
