@@ -9,7 +9,7 @@ import t from 'tap'
 
 const SCENARIOS = [
   'bare Fastify (no session)',
-  'bare Fastify + 10 µs busy loop (calibration)',
+  'bare Fastify + 10 µs busy loop',
   "ours, 'memory'",
   "ours, 'redis'",
   "ours, 'cookie'",
@@ -19,7 +19,7 @@ const SCENARIOS = [
 ]
 const SESSIONS: Record<string, [string, string]> = {
   'bare Fastify (no session)': ['– (1 cookie)', '– (1,000 cookies)'],
-  'bare Fastify + 10 µs busy loop (calibration)': ['– (1 cookie)', '– (1,000 cookies)']
+  'bare Fastify + 10 µs busy loop': ['– (1 cookie)', '– (1,000 cookies)']
 }
 
 const root = join(import.meta.dirname, '..')

@@ -2,7 +2,7 @@
 
 export const SCENARIOS = [
   { name: 'bare', label: 'bare Fastify (no session)', sessions: false },
-  { name: 'bare-busy10', label: 'bare Fastify + 10 µs busy loop (calibration)', sessions: false },
+  { name: 'bare-busy10', label: 'bare Fastify + 10 µs busy loop', sessions: false },
   { name: 'ours-memory', label: "ours, 'memory'", store: 'memory', peer: 'fastify-session' },
   { name: 'ours-redis', label: "ours, 'redis'", store: 'redis', redis: true, peer: 'fastify-session-redis' },
   { name: 'ours-cookie', label: "ours, 'cookie'", store: 'cookie', peer: 'secure-session' },
