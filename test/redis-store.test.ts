@@ -178,6 +178,58 @@ if (server !== undefined) {
     t.same(sink.lines, [], 'nothing to log when all goes well')
   })
 
+  t.test('the commands of one turn of the event loop go out together; each is answered on its own', async (t) => {
+    const prefix = `batch:${run}:`
+    const own = new Redis(server.url)
+    t.teardown(() => own.quit())
+    const store = new RedisStore({ client: own, prefix }, context)
+    const records = Array.from({ length: 20 }, (_, i) => record(`u${i}`, { data: { i } }))
+    await Promise.all(records.map((r) => store.insert(r)))
+    const reads = async (): Promise<number> => Number(/total_reads_processed:(\d+)/.exec(await client.info('stats'))?.[1])
+    const before = await reads()
+    const got = await Promise.all(records.map((r) => store.get(r.id)))
+    const after = await reads()
+    t.same(got.map((s) => s?.data), records.map((r) => r.data), 'every read has its own answer')
+    // 20 reads one by one would be 20 reads on Redis's side; INFO itself is one or two.
+    t.ok(after - before <= 4, `20 gets in one turn: ${after - before} reads on Redis's side`)
+
+    // One bad command in a batch fails alone, with the typed error.
+    const bad = record('bad')
+    await store.insert(bad)
+    await own.set(`${prefix}u:{${userKey('bad')}}`, 'a string')
+    const [inserted, read, updated] = await Promise.allSettled([
+      store.insert(record('bad')),
+      store.get(records[0]!.id),
+      store.patch(records[1]!.id, { clear: false, set: { j: 1 }, unset: [], lastSeenAt: Date.now() })
+    ])
+    t.match(inserted, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /WRONGTYPE/ } })
+    t.match(read, { status: 'fulfilled', value: { data: { i: 0 } } })
+    t.match(updated, { status: 'fulfilled', value: true })
+    t.same((await store.get(records[1]!.id))?.data, { i: 1, j: 1 })
+  })
+
+  t.test('commands queued in a turn when the connection goes are refused, never left in the client\'s offline queue', async (t) => {
+    const given = new Redis(server.url) // default options: ioredis queues commands while it reconnects
+    given.on('error', () => {})
+    t.teardown(() => given.disconnect())
+    await once(given, 'ready')
+    const store = new RedisStore({ client: given, prefix: `lost:${run}:` }, context)
+    // Queue two reads in the very callback that sees the socket close, before ioredis does:
+    // the connection is gone by the time the batch would be sent.
+    let pending: Promise<Array<PromiseSettledResult<unknown>>> | undefined
+    const socket = (given as unknown as { stream: NodeJS.EventEmitter }).stream
+    socket.prependListener('close', () => {
+      pending = Promise.allSettled([store.get(newSessionId('a')), store.get(newSessionId('b'))])
+    })
+    await client.client('KILL', 'ID', String(await given.client('ID')))
+    await once(given, 'reconnecting')
+    t.ok(pending, 'the reads were issued while the client still said ready')
+    for (const r of await pending as Array<PromiseSettledResult<unknown>>) {
+      t.match(r, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ } })
+    }
+    t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits to be sent after the reconnection')
+  })
+
   t.test('auto-pipelining: never on the store\'s own client; a warning for a user client that has it', async (t) => {
     const sink = logSink('debug')
     const log = pino(sink.logger as pino.LoggerOptions, (sink.logger as { stream: pino.DestinationStream }).stream)

@@ -18,6 +18,13 @@ function isNoScript (err: unknown): boolean {
   return String((err as Error).message).startsWith('NOSCRIPT')
 }
 
+interface Queued {
+  command: string
+  args: Array<string | number>
+  /** ioredis's callback: (error) or (null, reply). */
+  done: (err: Error | null | undefined, value?: unknown) => void
+}
+
 export class RedisConnection {
   readonly client: Redis | Cluster
   readonly #own: boolean
@@ -27,6 +34,9 @@ export class RedisConnection {
   #onReady: (() => void) | undefined
   #failing = false
   #closed = false
+  /** Commands issued during this turn of the event loop; sent together, in one write. */
+  #queue: Queued[] = []
+  readonly #batching: boolean
 
   /** Uses `client`, or makes (and will close) one from `url`. */
   constructor (client: Redis | Cluster | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger) {
@@ -34,6 +44,8 @@ export class RedisConnection {
     this.#log = log
     this.#own = client === undefined
     this.client = client ?? this.#connect(url as string)
+    // A Cluster routes each command to its own node: only a single server's client batches.
+    this.#batching = this.client instanceof Redis
     if ((client as { options?: { enableAutoPipelining?: unknown } } | undefined)?.options?.enableAutoPipelining === true) {
       log.warn('redis session store: the client has enableAutoPipelining, which can leave ioredis unresponsive after a Redis restart under load')
     }
@@ -121,15 +133,51 @@ export class RedisConnection {
     })
   }
 
+  /**
+   * Sends one command. On a single server's client, the commands of one turn of the event
+   * loop go out together as one pipeline (one socket write, one read on Redis's side), each
+   * still answered on its own: under load, that halves the system time of a round trip.
+   * Nothing waits on an earlier batch, so a batch lost with a connection holds nothing up.
+   */
+  send (command: string, args: Array<string | number>): Promise<unknown> {
+    if (!this.#batching) return this.client.call(command, ...args)
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null | undefined, value?: unknown): void => {
+        if (err) reject(err)
+        else resolve(value)
+      }
+      if (this.#queue.push({ command, args, done }) === 1) setImmediate(this.#flush)
+    })
+  }
+
+  readonly #flush = (): void => {
+    const queue = this.#queue
+    this.#queue = []
+    const client = this.client
+    if (client.status !== 'ready') {
+      // Lost since the commands were queued: never into ioredis's offline queue, where they
+      // would run later, behind the caller's back.
+      const err = unavailable(`the Redis connection is down (${client.status})`)
+      for (const queued of queue) queued.done(err)
+      return
+    }
+    const target = queue.length === 1 ? client : client.pipeline()
+    for (const { command, args, done } of queue) {
+      (target.call as (command: string, ...args: unknown[]) => unknown)(command, ...args, done)
+    }
+    // Each command's callback settles its caller. A single server's pipeline rejects only
+    // for Cluster slot rules, which do not apply here.
+    if (target !== client) (target as ReturnType<Redis['pipeline']>).exec().catch(noop)
+  }
+
   /** Runs a script, bounded: EVALSHA, falling back to EVAL the first time a server sees it. */
   run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    const client = this.client
     return this.call(async () => {
       try {
-        return await client.evalsha(script.sha, keys.length, ...keys, ...args)
+        return await this.send('evalsha', [script.sha, keys.length, ...keys, ...args])
       } catch (err) {
         if (!isNoScript(err)) throw err
-        return await client.eval(script.lua, keys.length, ...keys, ...args)
+        return await this.send('eval', [script.lua, keys.length, ...keys, ...args])
       }
     })
   }

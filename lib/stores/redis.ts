@@ -144,7 +144,7 @@ export class RedisStore implements SessionStore {
 
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
-    const fields = await this.#redis.call(() => this.#redis.client.hgetall(this.#keys(id).key))
+    const fields = await this.#redis.call(() => this.#redis.send('hgetall', [this.#keys(id).key])) as Record<string, string>
     const owner = ownerKeyOf(id)
     const userId = owner === undefined ? undefined : Buffer.from(owner, 'base64url').toString('utf8')
     return this.#toStored(id, userId, fields, this.#clock())
