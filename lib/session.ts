@@ -281,8 +281,7 @@ export class Session {
     }
     const now = core.now()
     const deadline = core.deadline(record.createdAt, now)
-    const refresh = deadline > record.expiresAt &&
-      (this.#touched || (core.options.rolling && deadline - record.expiresAt >= core.refreshStepMs))
+    const refresh = deadline > record.expiresAt && (this.#touched || this.#rollingDue(record, deadline))
     const changes = this.#changes
     if (changes === undefined && !refresh) return
     const store = core.store
@@ -312,14 +311,17 @@ export class Session {
     if (refresh) this.#sendCookie = true
   }
 
+  /** Rolling expiry: the deadline `deadline` is far enough past the stored one to be written. */
+  #rollingDue (record: StoredSession, deadline: number): boolean {
+    const core = this.#core
+    return core.options.rolling && deadline - record.expiresAt >= core.refreshStepMs
+  }
+
   /** True when `#save` would write to the store (or, for a stateless store, seal again). */
   #mustSave (): boolean {
     if (this.#changes !== undefined || this.#touched) return true
     const record = this.#record
-    if (record === undefined || !this.#core.options.rolling) return false
-    const core = this.#core
-    const deadline = core.deadline(record.createdAt, core.now())
-    return deadline - record.expiresAt >= core.refreshStepMs
+    return record !== undefined && this.#rollingDue(record, this.#core.deadline(record.createdAt, this.#core.now()))
   }
 
   /**

@@ -221,8 +221,9 @@ if (server !== undefined) {
     socket.prependListener('close', () => {
       pending = Promise.allSettled([store.get(newSessionId('a')), store.get(newSessionId('b'))])
     })
+    const reconnecting = once(given, 'reconnecting')
     await client.client('KILL', 'ID', String(await given.client('ID')))
-    await once(given, 'reconnecting')
+    await reconnecting
     t.ok(pending, 'the reads were issued while the client still said ready')
     for (const r of await pending as Array<PromiseSettledResult<unknown>>) {
       t.match(r, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ } })
