@@ -24,6 +24,39 @@ t.test('property: the seal opens what it sealed, under its name and secrets only
   t.equal(new Sealer(['yet-another-secret-of-32-bytes!!!'], 'sid').open(sealer.seal('x')), undefined, 'unknown secret')
 })
 
+t.test('seal windows: one key per hour of the clock, any window opens in any process, made-up windows never', async (t) => {
+  const hour = 3_600_000
+  let now = 1_764_000_000_000
+  const sealer = new Sealer([SECRET], 'sid', () => now)
+  const windowOf = (sealed: string) => Buffer.from(sealed.slice(3), 'base64url').readUInt32BE(0)
+  const first = sealer.seal('first')
+  t.equal(windowOf(first), Math.floor(now / hour), 'hours since the epoch, big-endian')
+  t.equal(windowOf(sealer.seal('same hour')), windowOf(first), 'one window per hour')
+  now += 5 * hour
+  const later = sealer.seal('later')
+  t.equal(windowOf(later) - windowOf(first), 5)
+  t.equal(sealer.open(first)?.plaintext, 'first', 'an older window still opens')
+  const elsewhere = new Sealer([SECRET], 'sid', () => 0)
+  t.equal(elsewhere.open(first)?.plaintext, 'first', 'another process derives the key of a window it never sealed in')
+  t.equal(elsewhere.open(later)?.plaintext, 'later')
+  const body = Buffer.from(first.slice(3), 'base64url')
+  body.writeUInt32BE(windowOf(later))
+  t.equal(sealer.open('v2.' + body.toString('base64url')), undefined, 'moved to another window: another key, refused')
+  body.writeUInt32BE(0xffffffff)
+  t.equal(sealer.open('v2.' + body.toString('base64url')), undefined, 'a made-up window is refused')
+  t.equal(sealer.open('v2.' + body.toString('base64url')), undefined, 'and is not kept: refused again')
+
+  // More windows than the cache holds (1,024): the oldest keys are dropped and derived again when needed.
+  const many = new Sealer([SECRET], 'sid', () => now)
+  const oldest = many.seal('oldest')
+  for (let i = 1; i <= 1100; i++) {
+    now += hour
+    many.seal(String(i))
+  }
+  t.equal(many.open(oldest)?.plaintext, 'oldest', 'a window dropped from the cache opens again')
+  t.equal(many.open(many.seal('now'))?.plaintext, 'now')
+})
+
 t.test('property: arbitrary strings, bit flips, truncations and splices of a sealed value never open', async (t) => {
   const store = new CookieStore({}, context)
   const sealed = store.seal({ id: 'YWxpY2U.' + 'A'.repeat(22), userId: 'alice', data: { a: 1 }, createdAt: 1, expiresAt: 2, absoluteAt: 3, authenticatedAt: 1, generation: 0 })
@@ -31,7 +64,7 @@ t.test('property: arbitrary strings, bit flips, truncations and splices of a sea
   fc.assert(fc.property(
     fc.oneof(
       fc.string({ maxLength: 400 }),
-      fc.string({ unit: 'binary', maxLength: 200 }).map((s) => 'v1.' + s),
+      fc.string({ unit: 'binary', maxLength: 200 }).map((s) => 'v2.' + s),
       fc.nat({ max: sealed.length - 1 }).chain((i) => fc.integer({ min: 1, max: 127 }).map((x) =>
         sealed.slice(0, i) + String.fromCharCode(sealed.charCodeAt(i) ^ x) + sealed.slice(i + 1))),
       fc.nat({ max: sealed.length - 1 }).map((i) => sealed.slice(0, i)),

@@ -23,7 +23,7 @@ t.test('round trip: the data travel sealed in the cookie; nothing readable in it
   const first = await app.inject({ method: 'POST', url: '/set', payload: { key: 'profile', value: { name: 'Zoë', tags: ['a', 'b'], n: 1.5, ok: true, none: null } } })
   const cookie = cookieOf(first) as string
   const value = valueOf(cookie)
-  t.match(value, /^v1\.[A-Za-z0-9_-]+$/, 'version prefix, then base64url')
+  t.match(value, /^v2\.[A-Za-z0-9_-]+$/, 'version prefix, then base64url')
   t.equal(first.headers['cache-control'], 'no-store')
   // Checks that a random ciphertext passes with certainty: short needles ('Zo') turn up in
   // random base64url by chance (a failed CI run: 'Zo' inside the sealed cookie).
@@ -219,15 +219,15 @@ t.test('bad cookies: a fresh anonymous session, a debug line, the cookie expired
   const half = Math.floor(body.length / 2)
   const cases: Array<[string, string, string]> = [
     ['garbage', 'garbage', 'bad seal'],
-    ['no body', 'v1.', 'bad seal'],
-    ['not base64url', 'v1.' + body.slice(0, -1) + '+', 'bad seal'],
-    ['wrong version', 'v2.' + body, 'bad seal'],
+    ['no body', 'v2.', 'bad seal'],
+    ['not base64url', 'v2.' + body.slice(0, -1) + '+', 'bad seal'],
+    ['wrong version', 'v1.' + body, 'bad seal'],
     ['no version', body, 'bad seal'],
     ['truncated', good.slice(0, -5), 'bad seal'],
-    ['too short to hold a tag', 'v1.' + body.slice(0, 40), 'bad seal'],
-    ['re-ordered', 'v1.' + body.slice(half) + body.slice(0, half), 'bad seal'],
-    ['one bit flipped', 'v1.' + body.slice(0, 30) + (body[30] === 'A' ? 'B' : 'A') + body.slice(31), 'bad seal'],
-    ['oversized', 'v1.' + 'A'.repeat(5000), 'oversized']
+    ['too short to hold a tag', 'v2.' + body.slice(0, 40), 'bad seal'],
+    ['re-ordered', 'v2.' + body.slice(half) + body.slice(0, half), 'bad seal'],
+    ['one bit flipped', 'v2.' + body.slice(0, 30) + (body[30] === 'A' ? 'B' : 'A') + body.slice(31), 'bad seal'],
+    ['oversized', 'v2.' + 'A'.repeat(5000), 'oversized']
   ]
   for (const [name, value, reason] of cases) {
     const before = sink.lines.length

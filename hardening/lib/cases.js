@@ -96,7 +96,7 @@ export const caseArb = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('random'),
       whole: fc.boolean(),
-      prefix: fc.constantFrom('', '', 'v1.', 'YWxpY2U.', 'cG9vbC0w.'),
+      prefix: fc.constantFrom('', '', 'v2.', 'v1.', 'YWxpY2U.', 'cG9vbC0w.'),
       value: fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 100 }),
         fc.string({ unit: 'binary', maxLength: 100 }), fc.base64String({ maxLength: 200 }), fc.uint8Array({ maxLength: 300 }))
     })

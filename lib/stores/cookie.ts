@@ -67,11 +67,11 @@ export class CookieStore implements StatelessStore {
     for (const key of Object.keys(options)) {
       if (key !== 'revocation') throw new FST_SESSION_OPTION_INVALID(`storeOptions.${key}`, 'unknown option; known: revocation')
     }
-    const { secrets, cookieName } = context
+    const { secrets, cookieName, clock } = context
     if (secrets === undefined || secrets.length === 0 || cookieName === undefined) {
       throw new FST_SESSION_STORE_INVALID('the cookie store needs the plugin\'s secrets and cookie name in its context')
     }
-    this.#sealer = new Sealer(secrets, cookieName)
+    this.#sealer = new Sealer(secrets, cookieName, clock)
     this.revocation = resolveRevocation(options.revocation, context)
   }
 
