@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto'
+import { createHmac, hkdfSync, randomFillSync } from 'node:crypto'
+import { NONCE_BYTES, nodeAead, TAG_BYTES, type Aead, type AeadName } from './aead.js'
 
-// Sealing for the cookie store: AES-256-GCM from node:crypto, no native addon.
+// Sealing for the cookie store: ChaCha20-Poly1305 (lib/aead.ts: libsodium when installed, else node:crypto).
 //
 //   v2.<base64url( window[4] ‖ nonce[12] ‖ ciphertext ‖ tag[16] )>
 //
@@ -8,20 +9,18 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync 
 // signing the server stores' cookies never meets this use). The master key never seals: each
 // hour of the clock (`window`, hours since the epoch, big-endian) has a key of its own, the
 // first block of HKDF-Expand: HMAC(master, label ‖ window ‖ 1). Each seal draws a random
-// 96-bit nonce. AES-GCM with random nonces is bounded to 2^32 seals per key (NIST SP 800-38D);
-// a key that lives one hour reaches that bound only past a million seals per second, summed
-// over every process that shares the secret. The window keys are cached, so a seal or an open
-// costs one AES-GCM call, not also an HMAC (v1 derived a key per cookie: an HMAC per seal and
-// per open, about a third of the cost). The version and the cookie name are the additional
-// authenticated data, so a cookie opens only under the name it was sealed for.
+// 96-bit nonce. Random 96-bit nonces bound a key to 2^32 seals (NIST SP 800-38D's rule, which
+// the same birthday bound makes hold for ChaCha20-Poly1305 too); a key that lives one hour
+// reaches it only past a million seals per second, summed over every process that shares the
+// secret. The window keys are cached, so a seal or an open is one AEAD call, not also an HMAC
+// (v1, never released, derived a key per cookie). The version and the cookie name are the
+// additional authenticated data, so a cookie opens only under the name it was sealed for.
 
 export const SEAL_VERSION = 'v2'
 const PREFIX = SEAL_VERSION + '.'
 const WINDOW_MS = 3_600_000
 const WINDOW_BYTES = 4
-const NONCE_BYTES = 12
 const HEADER_BYTES = WINDOW_BYTES + NONCE_BYTES
-const TAG_BYTES = 16
 const MASTER_SALT = 'fastify-user-sessions'
 const MASTER_INFO = 'cookie store v2: master key'
 const WINDOW_INFO = Buffer.from('cookie store v2: window key')
@@ -59,15 +58,22 @@ export class Sealer {
   readonly #windows: Array<Map<number, Buffer>>
   readonly #aad: Buffer
   readonly #clock: () => number
+  readonly #aead: Aead
   /** The window seals currently go in: its number, its four bytes, the newest secret's key for it. */
   #sealing: { window: number, header: Buffer, key: Buffer } = { window: -1, header: Buffer.alloc(WINDOW_BYTES), key: Buffer.alloc(32) }
 
   /** `secrets`: newest first; the first seals, all open. `clock`: milliseconds since the epoch. */
-  constructor (secrets: ReadonlyArray<string | Buffer>, cookieName: string, clock: () => number = Date.now) {
+  constructor (secrets: ReadonlyArray<string | Buffer>, cookieName: string, clock: () => number = Date.now, aead: Aead = nodeAead) {
     this.#masters = secrets.map((secret) => Buffer.from(hkdfSync('sha256', secret, MASTER_SALT, MASTER_INFO, 32)))
     this.#windows = secrets.map(() => new Map())
     this.#aad = Buffer.from(`fastify-user-sessions ${SEAL_VERSION} ${cookieName}`)
     this.#clock = clock
+    this.#aead = aead
+  }
+
+  /** The implementation that seals and opens: 'sodium-native' or 'node:crypto'. */
+  get aead (): AeadName {
+    return this.#aead.name
   }
 
   seal (plaintext: string): string {
@@ -80,10 +86,11 @@ export class Sealer {
       this.#remember(0, window, key)
       sealing = this.#sealing = { window, header, key }
     }
-    const nonce = newNonce() // a view into the pool: copied by the concat below, before the pool is refilled
-    const cipher = createCipheriv('aes-256-gcm', sealing.key, nonce)
-    cipher.setAAD(this.#aad)
-    const body = Buffer.concat([sealing.header, nonce, cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
+    const message = Buffer.from(plaintext, 'utf8')
+    const body = Buffer.allocUnsafe(HEADER_BYTES + message.length + TAG_BYTES)
+    sealing.header.copy(body)
+    newNonce().copy(body, WINDOW_BYTES)
+    this.#aead.seal(body.subarray(HEADER_BYTES), message, this.#aad, body.subarray(WINDOW_BYTES, HEADER_BYTES), sealing.key)
     return PREFIX + body.toString('base64url')
   }
 
@@ -97,19 +104,11 @@ export class Sealer {
     if (body.length < HEADER_BYTES + TAG_BYTES || body.toString('base64url') !== text) return undefined
     const window = body.readUInt32BE(0)
     const nonce = body.subarray(WINDOW_BYTES, HEADER_BYTES)
-    const ciphertext = body.subarray(HEADER_BYTES, body.length - TAG_BYTES)
-    const tag = body.subarray(body.length - TAG_BYTES)
+    const sealed = body.subarray(HEADER_BYTES)
     for (let i = 0; i < this.#masters.length; i++) {
       const key = this.#key(i, window, body)
-      const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-      decipher.setAAD(this.#aad)
-      decipher.setAuthTag(tag)
-      const plaintext = decipher.update(ciphertext)
-      try {
-        decipher.final()
-      } catch {
-        continue
-      }
+      const plaintext = this.#aead.open(sealed, this.#aad, nonce, key)
+      if (plaintext === undefined) continue
       // Only a window that opened a cookie is kept: made-up windows cost an HMAC, never a cache entry.
       this.#remember(i, window, key)
       return { plaintext: plaintext.toString('utf8'), renew: i > 0 }

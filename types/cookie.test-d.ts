@@ -24,8 +24,13 @@ const options: CookieStoreOptions[] = [
   {},
   { revocation: { type: 'memory', maxEntries: 10_000, sweepInterval: 60_000 } },
   { revocation: { type: 'redis', url: 'redis://127.0.0.1:6379' } },
-  { revocation: new MemoryRevocation({ type: 'memory' }, context) }
+  { revocation: new MemoryRevocation({ type: 'memory' }, context) },
+  { crypto: 'auto' },
+  { crypto: 'sodium-native', revocation: 'memory' },
+  { crypto: 'node:crypto' }
 ]
+// @ts-expect-error crypto is 'auto', 'sodium-native' or 'node:crypto'
+const badCrypto: CookieStoreOptions = { crypto: 'libsodium' }
 // @ts-expect-error revocation is 'memory', a memory or redis configuration, or a revocation store
 const bad: CookieStoreOptions = { revocation: 'postgres' }
 // @ts-expect-error a redis revocation takes an ioredis client, not a url in `client`
@@ -36,6 +41,7 @@ const badMemory: RevocationOption = { type: 'memory', maxEntries: '10' }
 const store: StatelessStore = new CookieStore({ revocation: 'memory' }, context)
 expectType<StatelessStore>(cookieStore({}, context))
 expectType<RevocationStore | undefined>(store.revocation)
+expectType<'sodium-native' | 'node:crypto'>(new CookieStore({}, context).crypto)
 const sealed: string = store.seal({ id: 'i', userId: undefined, data: {}, createdAt: 0, expiresAt: 1, absoluteAt: 2, authenticatedAt: undefined, generation: 0 })
 expectType<{ session: SealedSession, renew: boolean } | undefined>(store.open(sealed))
 await app.register(session, { secret: 'x'.repeat(32), store })
@@ -59,4 +65,4 @@ await app.register(session, { secret: 'x'.repeat(32), store: { stateless: true, 
 
 const tooLarge = new errors.FST_SESSION_COOKIE_TOO_LARGE(5000, 4096)
 expectType<string>(tooLarge.code)
-export { options, bad, badClient, badMemory }
+export { options, bad, badCrypto, badClient, badMemory }
