@@ -79,7 +79,7 @@ function revision () {
 }
 
 function versions () {
-  const names = ['fastify', '@fastify/cookie', '@fastify/session', 'connect-redis', 'ioredis', '@fastify/secure-session', 'autocannon']
+  const names = ['fastify', '@fastify/cookie', '@fastify/session', 'connect-redis', 'ioredis', '@fastify/secure-session', 'sodium-native', 'autocannon']
   return names.map((name) => {
     try {
       return `${name} ${JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')).version}`

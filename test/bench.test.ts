@@ -12,7 +12,8 @@ const SCENARIOS = [
   'bare Fastify + 10 µs busy loop',
   "ours, 'memory'",
   "ours, 'redis'",
-  "ours, 'cookie'",
+  "ours, 'cookie' (sodium-native)",
+  "ours, 'cookie' (node:crypto)",
   '@fastify/session, MemoryStore',
   '@fastify/session + connect-redis',
   '@fastify/secure-session'

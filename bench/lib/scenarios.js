@@ -5,7 +5,8 @@ export const SCENARIOS = [
   { name: 'bare-busy10', label: 'bare Fastify + 10 µs busy loop', sessions: false },
   { name: 'ours-memory', label: "ours, 'memory'", store: 'memory', peer: 'fastify-session' },
   { name: 'ours-redis', label: "ours, 'redis'", store: 'redis', redis: true, peer: 'fastify-session-redis' },
-  { name: 'ours-cookie', label: "ours, 'cookie'", store: 'cookie', peer: 'secure-session' },
+  { name: 'ours-cookie', label: "ours, 'cookie' (sodium-native)", store: 'cookie', peer: 'secure-session' },
+  { name: 'ours-cookie-node', label: "ours, 'cookie' (node:crypto)", store: 'cookie', peer: 'secure-session' },
   { name: 'fastify-session', label: '@fastify/session, MemoryStore' },
   { name: 'fastify-session-redis', label: '@fastify/session + connect-redis', redis: true },
   { name: 'secure-session', label: '@fastify/secure-session' }

@@ -42,7 +42,7 @@ export function evaluateTargets (run) {
     list.push({ name, measured: measured === null ? '–' : fmt(measured), goal: (atMost ? '≤ ' : '≥ ') + fmt(goal), met: verdict(measured, goal, atMost), note })
   }
 
-  for (const [ours, share] of [['ours-memory', TARGETS.memoryCpuShare], ['ours-cookie', TARGETS.cookieCpuShare]]) {
+  for (const [ours, share] of [['ours-memory', TARGETS.memoryCpuShare], ['ours-cookie', TARGETS.cookieCpuShare], ['ours-cookie-node', TARGETS.cookieCpuShare]]) {
     const peer = byName[ours].peer
     for (const mode of MODES) {
       for (const route of ROUTE_NAMES) {
