@@ -10,7 +10,6 @@ import { FST_SESSION_OPTION_INVALID } from './errors.js'
 
 export const TAG_BYTES = 16
 export const NONCE_BYTES = 12
-export const KEY_BYTES = 32
 
 export type AeadName = 'sodium-native' | 'node:crypto'
 

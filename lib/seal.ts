@@ -48,8 +48,14 @@ export interface Unsealed {
   renew: boolean
 }
 
-function windowKey (master: Buffer, header: Buffer): Buffer {
-  return createHmac('sha256', master).update(WINDOW_INFO).update(header.subarray(0, WINDOW_BYTES)).update(ONE).digest()
+function windowBytes (window: number): Buffer {
+  const bytes = Buffer.alloc(WINDOW_BYTES)
+  bytes.writeUInt32BE(window)
+  return bytes
+}
+
+function windowKey (master: Buffer, window: number): Buffer {
+  return createHmac('sha256', master).update(WINDOW_INFO).update(windowBytes(window)).update(ONE).digest()
 }
 
 export class Sealer {
@@ -80,11 +86,9 @@ export class Sealer {
     const window = Math.max(0, Math.floor(this.#clock() / WINDOW_MS))
     let sealing = this.#sealing
     if (window !== sealing.window) {
-      const header = Buffer.alloc(WINDOW_BYTES)
-      header.writeUInt32BE(window)
-      const key = this.#key(0, window, header)
+      const key = this.#key(0, window)
       this.#remember(0, window, key)
-      sealing = this.#sealing = { window, header, key }
+      sealing = this.#sealing = { window, header: windowBytes(window), key }
     }
     const message = Buffer.from(plaintext, 'utf8')
     const body = Buffer.allocUnsafe(HEADER_BYTES + message.length + TAG_BYTES)
@@ -106,7 +110,7 @@ export class Sealer {
     const nonce = body.subarray(WINDOW_BYTES, HEADER_BYTES)
     const sealed = body.subarray(HEADER_BYTES)
     for (let i = 0; i < this.#masters.length; i++) {
-      const key = this.#key(i, window, body)
+      const key = this.#key(i, window)
       const plaintext = this.#aead.open(sealed, this.#aad, nonce, key)
       if (plaintext === undefined) continue
       // Only a window that opened a cookie is kept: made-up windows cost an HMAC, never a cache entry.
@@ -116,9 +120,9 @@ export class Sealer {
     return undefined
   }
 
-  /** The key of one secret for one window; `header` starts with the window's four bytes. */
-  #key (secret: number, window: number, header: Buffer): Buffer {
-    return (this.#windows[secret] as Map<number, Buffer>).get(window) ?? windowKey(this.#masters[secret] as Buffer, header)
+  /** The key of one secret for one window: cached, or derived. */
+  #key (secret: number, window: number): Buffer {
+    return (this.#windows[secret] as Map<number, Buffer>).get(window) ?? windowKey(this.#masters[secret] as Buffer, window)
   }
 
   #remember (secret: number, window: number, key: Buffer): void {

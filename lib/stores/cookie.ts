@@ -1,6 +1,6 @@
+import { pickAead, type AeadName } from '../aead.js'
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
-import { pickAead, type AeadName } from '../aead.js'
 import { parseValue } from '../json.js'
 import { Sealer } from '../seal.js'
 import { resolveRevocation, type RevocationOption } from './revocation.js'
