@@ -25,7 +25,7 @@ export interface CookieStoreOptions {
   revocation?: RevocationOption
   /**
    * Who runs ChaCha20-Poly1305: `'auto'` takes `sodium-native` when the application has it
-   * installed (an optional peer dependency; about three times cheaper per cookie), else
+   * installed (an optional peer dependency; two to three times cheaper per cookie), else
    * node:crypto. `'sodium-native'` refuses to start without it; `'node:crypto'` never loads it.
    * Both give the same bytes, so processes with and without it share cookies. @default 'auto'
    */
