@@ -137,6 +137,26 @@ if (server !== undefined) {
     t.same((await store.get(r.id))?.data, { list: [1, 2], s: 'x' })
   })
 
+  t.test('sessions with many keys: insert, patch, unset and clear them all (Lua unpack holds only ~8,000 values)', async (t) => {
+    const store = new RedisStore({ client, prefix: `many:${run}:` }, context)
+    const keys = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i}`)
+    const data = Object.fromEntries(keys(12_000, 'k').map((k, i) => [k, i]))
+    for (const userId of [undefined, 'many']) {
+      const r = record(userId, { data })
+      t.equal(await store.insert(r), true, 'inserted')
+      t.same((await store.get(r.id))?.data, data, 'read back whole')
+      const set = Object.fromEntries(keys(12_000, 'm').map((k) => [k, true]))
+      t.equal(await store.patch(r.id, { clear: false, set, unset: keys(9_000, 'k'), lastSeenAt: Date.now(), expiresAt: r.expiresAt + 1000 }), true)
+      const after = (await store.get(r.id)) as StoredSession
+      t.equal(Object.keys(after.data).length, 3_000 + 12_000, 'unset 9,000, set 12,000')
+      t.equal(after.data.k9000, 9000)
+      t.equal(after.data.m11999, true)
+      t.equal(after.expiresAt, r.expiresAt + 1000)
+      t.equal(await store.patch(r.id, { clear: true, set: { only: 1 }, unset: [], lastSeenAt: Date.now() }), true)
+      t.same((await store.get(r.id))?.data, { only: 1 }, 'cleared 15,000 keys')
+    }
+  })
+
   t.test('errors: unreadable data, a foreign key, a bad record; none carries the command\'s arguments', async (t) => {
     const prefix = `err:${run}:`
     const store = new RedisStore({ client, prefix }, context)

@@ -29,11 +29,21 @@ local function expireIndex (idx)
 end
 `
 
+// Calls a command on a key with list[from..to], at most 1,000 values at a time: Lua's unpack
+// holds about 8,000 values, and a session may have more keys than that. Nothing when from > to.
+const CHUNKED = `
+local function chunked (command, key, list, from, to)
+  for i = from, to, 1000 do
+    redis.call(command, key, unpack(list, i, math.min(i + 999, to)))
+  end
+end
+`
+
 /**
  * KEYS: session, [index]. ARGV: now, member, maxPerUser, base, expiresAt, field, value, ...
  * Returns -1 when the id is taken by a live session, otherwise how many sessions the cap evicted.
  */
-export const INSERT = script(EXPIRE_INDEX + `
+export const INSERT = script(EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local e = redis.call('HGET', key, 'e')
@@ -68,7 +78,7 @@ if idx then
     end
   end
 end
-redis.call('HSET', key, unpack(ARGV, 6))
+chunked('HSET', key, ARGV, 6, #ARGV)
 redis.call('PEXPIREAT', key, math.ceil(expiresAt))
 if idx then
   redis.call('ZADD', idx, expiresAt, member)
@@ -81,7 +91,7 @@ return evicted
  * KEYS: session, [index]. ARGV: now, member, lastSeenAt, expiresAt or '', clear (1/0),
  * unset count, unset fields..., field, value, ... Returns 1, or 0 when the session is gone.
  */
-export const PATCH = script(EXPIRE_INDEX + `
+export const PATCH = script(EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
 local now, member = tonumber(ARGV[1]), ARGV[2]
 local e = redis.call('HGET', key, 'e')
@@ -95,11 +105,13 @@ if ARGV[5] == '1' then
   for _, f in ipairs(redis.call('HKEYS', key)) do
     if string.sub(f, 1, 2) == 'd:' then drop[#drop + 1] = f end
   end
-  if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+  chunked('HDEL', key, drop, 1, #drop)
 end
 local unset = tonumber(ARGV[6])
-if unset > 0 then redis.call('HDEL', key, unpack(ARGV, 7, 6 + unset)) end
-redis.call('HSET', key, 'l', ARGV[3], unpack(ARGV, 7 + unset))
+chunked('HDEL', key, ARGV, 7, 6 + unset)
+local first = 7 + unset
+redis.call('HSET', key, 'l', ARGV[3], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+chunked('HSET', key, ARGV, first + 1000, #ARGV)
 if ARGV[4] ~= '' then
   local expiresAt = tonumber(ARGV[4])
   redis.call('HSET', key, 'e', ARGV[4])
