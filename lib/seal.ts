@@ -66,7 +66,7 @@ export class Sealer {
   readonly #clock: () => number
   readonly #aead: Aead
   /** The window seals currently go in: its number, its four bytes, the newest secret's key for it. */
-  #sealing: { window: number, header: Buffer, key: Buffer } = { window: -1, header: Buffer.alloc(WINDOW_BYTES), key: Buffer.alloc(32) }
+  #sealing: { window: number, header: Buffer, key: Buffer } | undefined
 
   /** `secrets`: newest first; the first seals, all open. `clock`: milliseconds since the epoch. */
   constructor (secrets: ReadonlyArray<string | Buffer>, cookieName: string, clock: () => number = Date.now, aead: Aead = nodeAead) {
@@ -85,7 +85,7 @@ export class Sealer {
   seal (plaintext: string): string {
     const window = Math.max(0, Math.floor(this.#clock() / WINDOW_MS))
     let sealing = this.#sealing
-    if (window !== sealing.window) {
+    if (sealing === undefined || window !== sealing.window) {
       const key = this.#key(0, window)
       this.#remember(0, window, key)
       sealing = this.#sealing = { window, header: windowBytes(window), key }

@@ -110,6 +110,7 @@ end
 local unset = tonumber(ARGV[6])
 chunked('HDEL', key, ARGV, 7, 6 + unset)
 local first = 7 + unset
+-- 'l' with the first chunk of data fields: a small write stays one HSET.
 redis.call('HSET', key, 'l', ARGV[3], unpack(ARGV, first, math.min(first + 999, #ARGV)))
 chunked('HSET', key, ARGV, first + 1000, #ARGV)
 if ARGV[4] ~= '' then
