@@ -37,9 +37,6 @@ export const FST_SESSION_VALUE_INVALID = createError<[string, string]>(
 export const FST_SESSION_NOT_FOUND = createError(
   'FST_SESSION_NOT_FOUND', 'Session not found or expired', 404)
 
-export const FST_SESSION_DESTROYED = createError<[string]>(
-  'FST_SESSION_DESTROYED', 'The session was destroyed; cannot %s', 500)
-
 export const FST_SESSION_REVOKED = createError(
   'FST_SESSION_REVOKED', 'The session was revoked while this request was in flight', 409)
 

@@ -46,7 +46,7 @@ export const fastifyUserSessions = fp(fastifyUserSessionsPlugin, {
 export default fastifyUserSessions
 
 export * as errors from './errors.js'
-export type { FastifyUserSessionsOptions, SessionCookieOptions } from './options.js'
+export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, StoreOptionsMap, StoreSelection } from './options.js'
 export { Session } from './session.js'
 export type { SessionData, SessionKey, SessionValue, LoginOptions } from './session-data.js'
 export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOptions } from './user-sessions.js'

@@ -1,4 +1,10 @@
-import { FST_SESSION_OPTION_INVALID, FST_SESSION_SECRET_INVALID } from './errors.js'
+import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger } from './check.js'
+import { FST_SESSION_SECRET_INVALID } from './errors.js'
+import type { CookieStoreOptions } from './stores/cookie.js'
+import type { ExpressStoreOptions } from './stores/express.js'
+import type { MemoryStoreOptions } from './stores/memory.js'
+import type { PostgresStoreOptions } from './stores/postgres.js'
+import type { RedisStoreOptions } from './stores/redis.js'
 import type { SessionStore, StatelessStore } from './stores/store.js'
 
 export interface SessionCookieOptions {
@@ -18,13 +24,40 @@ export interface SessionCookieOptions {
   priority?: 'low' | 'medium' | 'high'
 }
 
-export interface FastifyUserSessionsOptions {
-  /** At least 32 characters; or a list of them: the first signs, all verify (key rotation). */
-  secret: string | Buffer | ReadonlyArray<string | Buffer>
-  /** A registered store name ('memory', 'ets', 'cookie', 'redis', ...) or a store object. @default 'memory' */
-  store?: string | SessionStore | StatelessStore
-  /** Handed to the store alone. @default {} */
-  storeOptions?: object
+/**
+ * The options type of each registered store name, so that `storeOptions` is checked against
+ * the store chosen by `store`. A store you register joins it by augmentation:
+ *
+ * ```ts
+ * declare module 'fastify-user-sessions' {
+ *   interface StoreOptionsMap { mine: { path: string } }
+ * }
+ * registerStore('mine', (options: { path: string }, context) => new MyStore(options, context))
+ * ```
+ */
+export interface StoreOptionsMap {
+  memory: MemoryStoreOptions
+  ets: MemoryStoreOptions
+  cookie: CookieStoreOptions
+  redis: RedisStoreOptions
+  postgres: PostgresStoreOptions
+  express: ExpressStoreOptions
+}
+
+/** The store choice: a registered name with its own options, or a store object (which takes none). */
+export type StoreSelection =
+  | { [K in keyof StoreOptionsMap]: { store: K, storeOptions?: StoreOptionsMap[K] } }[keyof StoreOptionsMap]
+  | { store?: undefined, storeOptions?: MemoryStoreOptions }
+  | { store: SessionStore | StatelessStore, storeOptions?: undefined }
+
+export interface SessionOptions {
+  /**
+   * At least 32 bytes; or a list of them: the first seals, all open (key rotation). Required
+   * by the cookie store, which seals sessions with it; server-side stores need none (the
+   * cookie's 256-bit secret, checked against its hash in the store, authenticates it).
+   * @default undefined
+   */
+  secret?: string | Buffer | ReadonlyArray<string | Buffer>
   /** @default 'sid' */
   cookieName?: string
   cookie?: SessionCookieOptions
@@ -46,6 +79,13 @@ export interface FastifyUserSessionsOptions {
   /** Clock in milliseconds since the epoch; for tests. @default Date.now */
   clock?: () => number
 }
+
+/**
+ * The plugin's options. `store` is a registered name ('memory', 'ets', 'cookie', 'redis',
+ * 'postgres', 'express', or one of yours, see `StoreOptionsMap`) or a store object;
+ * `storeOptions` is handed to that store alone. @default { store: 'memory' }
+ */
+export type FastifyUserSessionsOptions = SessionOptions & StoreSelection
 
 export interface NormalizedCookieOptions {
   readonly path: string
@@ -73,19 +113,19 @@ export interface NormalizedOptions {
 }
 
 const MIN_SECRET_LENGTH = 32
+const DEFAULT_TTL = 86_400 // 1 day
+const DEFAULT_ABSOLUTE_TTL = 2_592_000 // 30 days
 // RFC 6265 cookie-name: a token, no separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const OPTION_KEYS = new Set(['secret', 'store', 'storeOptions', 'cookieName', 'cookie', 'ttl', 'absoluteTtl',
-  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'clock'])
-const COOKIE_KEYS = new Set(['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'priority'])
+const OPTION_KEYS = ['secret', 'store', 'storeOptions', 'cookieName', 'cookie', 'ttl', 'absoluteTtl',
+  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'clock'] as const
+const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'priority'] as const
+const NO_SECRETS: ReadonlyArray<string | Buffer> = Object.freeze([])
 
-function fail (option: string, message: string): never {
-  throw new FST_SESSION_OPTION_INVALID(option, message)
-}
-
+/** The secrets, newest first; none when the option is absent (only a sealing store needs them, and says so). */
 function normalizeSecrets (secret: unknown): ReadonlyArray<string | Buffer> {
+  if (secret === undefined) return NO_SECRETS
   const secrets: unknown[] = Array.isArray(secret) ? secret : [secret]
-  if (secret === undefined) throw new FST_SESSION_SECRET_INVALID('is required')
   if (secrets.length === 0) throw new FST_SESSION_SECRET_INVALID('the list is empty')
   for (const s of secrets) {
     if (typeof s !== 'string' && !Buffer.isBuffer(s)) {
@@ -99,58 +139,35 @@ function normalizeSecrets (secret: unknown): ReadonlyArray<string | Buffer> {
   return Object.freeze([...secrets as Array<string | Buffer>])
 }
 
-function positiveInteger (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) fail(name, 'must be a positive integer')
-  return value
-}
-
-function boolean (name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') fail(name, 'must be a boolean')
-  return value
-}
-
-function oneOf<T extends string> (name: string, value: unknown, allowed: readonly T[], fallback: T | undefined): T | undefined {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) fail(name, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
-  return value as T
-}
-
 function normalizeCookie (cookieName: string, cookie: unknown): NormalizedCookieOptions {
-  if (cookie === undefined) cookie = {}
-  if (cookie === null || typeof cookie !== 'object') fail('cookie', 'must be an object')
-  const c = cookie as Record<string, unknown>
+  const c = optionsObject('cookie', cookie === undefined ? {} : cookie)
   for (const key of Object.keys(c)) {
-    if (!COOKIE_KEYS.has(key)) {
-      fail(`cookie.${key}`, key === 'maxAge' || key === 'expires'
-        ? 'the cookie lifetime follows the session deadline; use ttl and absoluteTtl'
-        : `unknown cookie option; known: ${[...COOKIE_KEYS].join(', ')}`)
+    if (key === 'maxAge' || key === 'expires') {
+      fail(`cookie.${key}`, 'the cookie lifetime follows the session deadline; use ttl and absoluteTtl')
     }
   }
+  knownKeys(c, COOKIE_KEYS, 'cookie.')
   const path = c.path ?? '/'
   if (typeof path !== 'string' || !path.startsWith('/')) fail('cookie.path', 'must be a string starting with /')
-  if (c.domain !== undefined && (typeof c.domain !== 'string' || c.domain.length === 0)) {
-    fail('cookie.domain', 'must be a non-empty string')
-  }
+  const domain = nonEmptyString('cookie.domain', c.domain)
   let secure: boolean | 'auto' = 'auto'
   if (c.secure !== undefined) {
     if (c.secure !== 'auto' && typeof c.secure !== 'boolean') fail('cookie.secure', "must be true, false or 'auto'")
     secure = c.secure
   }
-  const sameSite = oneOf('cookie.sameSite', c.sameSite, ['lax', 'strict', 'none'] as const, 'lax') as 'lax' | 'strict' | 'none'
+  const sameSite = oneOf('cookie.sameSite', c.sameSite, ['lax', 'strict', 'none'] as const, 'lax')
   if (sameSite === 'none' && secure === false) fail('cookie.sameSite', "'none' requires a Secure cookie")
   // Browsers drop a __Host- or __Secure- cookie without Secure; __Host- also wants Path=/ and no Domain.
   if (cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')) {
     if (secure === false) fail('cookie.secure', `${cookieName.split('-')[0]}- cookies must be Secure`)
     secure = true
-    if (cookieName.startsWith('__Host-') && (path !== '/' || c.domain !== undefined)) {
+    if (cookieName.startsWith('__Host-') && (path !== '/' || domain !== undefined)) {
       fail('cookie.path', '__Host- cookies need path "/" and no domain')
     }
   }
   return Object.freeze({
     path,
-    domain: c.domain as string | undefined,
+    domain,
     httpOnly: boolean('cookie.httpOnly', c.httpOnly, true),
     secure,
     sameSite,
@@ -161,48 +178,45 @@ function normalizeCookie (cookieName: string, cookie: unknown): NormalizedCookie
 
 /** Validates the plugin's options once, at register(); returns a new frozen object. */
 export function normalizeOptions (options: FastifyUserSessionsOptions): NormalizedOptions {
-  if (options === null || typeof options !== 'object') fail('options', 'must be an object')
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) fail(key, `unknown option; known: ${[...OPTION_KEYS].join(', ')}`)
-  }
-  const secrets = normalizeSecrets(options.secret)
+  const o = optionsObject('options', options)
+  knownKeys(o, OPTION_KEYS)
+  const secrets = normalizeSecrets(o.secret)
 
-  const store = options.store === undefined ? 'memory' : options.store
+  const store = o.store === undefined ? 'memory' : o.store
   if (typeof store !== 'string' && (store === null || typeof store !== 'object')) {
     fail('store', 'must be a store name or a store object')
   }
-  const storeOptions = options.storeOptions === undefined ? {} : options.storeOptions
-  if (storeOptions === null || typeof storeOptions !== 'object') fail('storeOptions', 'must be an object')
+  const storeOptions = optionsObject('storeOptions', o.storeOptions === undefined ? {} : o.storeOptions)
 
-  const cookieName = options.cookieName ?? 'sid'
+  const cookieName = o.cookieName ?? 'sid'
   if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
     fail('cookieName', 'must be a non-empty cookie name token')
   }
 
-  const ttl = positiveInteger('ttl', options.ttl, 86_400)
-  const absoluteTtl = positiveInteger('absoluteTtl', options.absoluteTtl, Math.max(2_592_000, ttl))
+  const ttl = positiveInteger('ttl', o.ttl, DEFAULT_TTL)
+  const absoluteTtl = positiveInteger('absoluteTtl', o.absoluteTtl, Math.max(DEFAULT_ABSOLUTE_TTL, ttl))
   if (absoluteTtl < ttl) fail('absoluteTtl', `must be at least ttl (${ttl})`)
 
-  const refreshFraction = options.refreshFraction ?? 0.1
+  const refreshFraction = o.refreshFraction ?? 0.1
   if (typeof refreshFraction !== 'number' || !(refreshFraction > 0 && refreshFraction <= 1)) {
     fail('refreshFraction', 'must be a number above 0 and at most 1')
   }
 
-  const clock = options.clock ?? Date.now
+  const clock = o.clock ?? Date.now
   if (typeof clock !== 'function') fail('clock', 'must be a function returning milliseconds')
 
   return Object.freeze({
     secrets,
-    store,
+    store: store as string | SessionStore | StatelessStore,
     storeOptions,
     cookieName,
-    cookie: normalizeCookie(cookieName, options.cookie),
+    cookie: normalizeCookie(cookieName, o.cookie),
     ttl,
     absoluteTtl,
-    rolling: boolean('rolling', options.rolling, true),
+    rolling: boolean('rolling', o.rolling, true),
     refreshFraction,
-    maxSessionsPerUser: positiveInteger('maxSessionsPerUser', options.maxSessionsPerUser, 100),
-    trackClient: boolean('trackClient', options.trackClient, true),
-    clock
+    maxSessionsPerUser: positiveInteger('maxSessionsPerUser', o.maxSessionsPerUser, 100),
+    trackClient: boolean('trackClient', o.trackClient, true),
+    clock: clock as () => number
   })
 }

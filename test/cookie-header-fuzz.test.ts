@@ -18,7 +18,7 @@ const name = fc.oneof(
 const value = fc.stringMatching(/^[A-Za-z0-9!#$%&'()*+./:<=>?@[\]^_`{|}~-]{0,40}$/)
 type Sid = 'alice' | 'bob' | 'mutated' | 'empty' | 'garbage'
 
-for (const store of ['memory', 'cookie']) {
+for (const store of ['memory', 'cookie'] as const) {
   t.test(`property (${store}): many cookies and duplicated session cookies: the first sid decides, never a 500`, async (t) => {
     if (!knownStores().includes(store)) {
       t.plan(0, `store '${store}' is not registered`)

@@ -42,7 +42,7 @@ function readsBackOrRefused (t: Test, result: { status: number, data: unknown },
 
 t.test('finding 2: a top-level key "constructor" holding "prototype" reads back as written, or set() refuses it', async (t) => {
   const written = { constructor: { prototype: { x: 1 } }, keep: 1 }
-  for (const store of ['memory', 'cookie']) {
+  for (const store of ['memory', 'cookie'] as const) {
     if (!knownStores().includes(store)) continue
     // Before the fix: the memory and cookie stores dropped it on the next read; Redis kept it.
     t.test(store, async (t) => readsBackOrRefused(t, await roundTrip({ store }, Object.entries(written)), written))

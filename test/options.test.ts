@@ -38,7 +38,7 @@ t.test('a ttl above 30 days raises the default absoluteTtl to it', async (t) => 
 })
 
 t.test('secrets', async (t) => {
-  invalid(t, {}, 'FST_SESSION_SECRET_INVALID', /"secret": is required/)
+  t.same(normalizeOptions({}).secrets, [], 'optional: server-side stores need none')
   invalid(t, { secret: [] }, 'FST_SESSION_SECRET_INVALID', /list is empty/)
   invalid(t, { secret: 'short' }, 'FST_SESSION_SECRET_INVALID', /at least 32 bytes long, got 5/)
   invalid(t, { secret: [SECRET, 'short'] }, 'FST_SESSION_SECRET_INVALID', /at least 32 bytes/)
@@ -78,7 +78,7 @@ t.test('cookie options', async (t) => {
   invalid(t, { ...s, cookie: null }, 'FST_SESSION_OPTION_INVALID', /"cookie"/)
   invalid(t, { ...s, cookie: { maxAge: 5 } }, 'FST_SESSION_OPTION_INVALID', /"cookie.maxAge": the cookie lifetime follows/)
   invalid(t, { ...s, cookie: { expires: 5 } }, 'FST_SESSION_OPTION_INVALID', /"cookie.expires"/)
-  invalid(t, { ...s, cookie: { signed: true } }, 'FST_SESSION_OPTION_INVALID', /"cookie.signed": unknown cookie option/)
+  invalid(t, { ...s, cookie: { signed: true } }, 'FST_SESSION_OPTION_INVALID', /"cookie.signed": unknown option; known: path, domain/)
   invalid(t, { ...s, cookie: { path: 'x' } }, 'FST_SESSION_OPTION_INVALID', /"cookie.path"/)
   invalid(t, { ...s, cookie: { domain: '' } }, 'FST_SESSION_OPTION_INVALID', /"cookie.domain"/)
   invalid(t, { ...s, cookie: { domain: 5 } }, 'FST_SESSION_OPTION_INVALID', /"cookie.domain"/)
@@ -101,7 +101,14 @@ t.test('cookie options', async (t) => {
 t.test('register() fails fast with the typed error', async (t) => {
   const app = Fastify()
   await t.rejects(async () => { await app.register(session, { secret: 'short' }) }, { code: 'FST_SESSION_SECRET_INVALID' })
+  await t.rejects(async () => { await Fastify().register(session, { store: 'cookie' }) },
+    { code: 'FST_SESSION_SECRET_INVALID', message: /"secret": is required by the cookie store, which seals sessions with it/ })
+  const noSecret = Fastify()
+  await noSecret.register(session, { store: 'memory' })
+  t.teardown(() => noSecret.close())
+  noSecret.post('/', async (req) => { req.session.set('n', 1); return null })
+  t.match((await noSecret.inject({ method: 'POST', url: '/' })).headers['set-cookie'], /^sid=[\w.-]+; Max-Age=/, 'a server-side store runs without one')
   const app2 = Fastify()
-  await t.rejects(async () => { await app2.register(session, { secret: SECRET, store: 'nope' }) },
+  await t.rejects(async () => { await app2.register(session, { secret: SECRET, store: 'nope' as never }) },
     { code: 'FST_SESSION_STORE_UNKNOWN', message: /Unknown session store "nope"; known stores: memory, ets/ })
 })

@@ -2,6 +2,13 @@ import t from 'tap'
 import { knownStores, MemoryStore, registerStore, type SessionStore, type StoreContext } from '../lib/index.js'
 import { buildApp, cookieOf, delegate } from './helpers/app.js'
 
+// A registered store joins the map of names to options types: storeOptions is then checked against it.
+declare module '../lib/index.js' {
+  interface StoreOptionsMap {
+    tracked: { flavour: string }
+  }
+}
+
 t.test('built-ins are registered at import', async (t) => {
   t.match(knownStores(), ['memory', 'ets'])
 })
@@ -51,7 +58,7 @@ t.test('a store object is used as it is; one that misses methods is refused at r
   await t.rejects(buildApp({ store: { get () {} } as never }),
     { code: 'FST_SESSION_STORE_INVALID', message: /the store object lacks the method\(s\) insert, patch, delete, getAll, deleteAll/ })
   registerStore('broken', () => 42 as never)
-  await t.rejects(buildApp({ store: 'broken' }), { code: 'FST_SESSION_STORE_INVALID', message: /the store built by "broken" is not an object/ })
+  await t.rejects(buildApp({ store: 'broken' as never }), { code: 'FST_SESSION_STORE_INVALID', message: /the store built by "broken" is not an object/ })
 })
 
 t.test('a store without close() needs none', async (t) => {

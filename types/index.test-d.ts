@@ -1,5 +1,5 @@
-// Type tests of the public surface, checked by `npm run test:types` (tsc). A line marked
-// Lines marked with an expect-error directive fail the check if they stop being errors.
+// Type tests of the public surface, checked by `npm run test:types` (tsc). Lines marked with
+// an expect-error directive fail the check if they stop being errors.
 import Fastify from 'fastify'
 import session, {
   fastifyUserSessions, registerStore, MemoryStore, errors,
@@ -11,6 +11,10 @@ declare module 'fastify-user-sessions' {
     name: string
     cart: string[]
     visits: number
+  }
+  // A store registered by the app joins the map of store names to their options.
+  interface StoreOptionsMap {
+    mine: { url: string }
   }
 }
 
@@ -31,8 +35,20 @@ await app.register(fastifyUserSessions, {
   trackClient: false,
   clock: () => Date.now()
 })
-// @ts-expect-error the secret is required
+// The secret is for the cookie store; server-side stores need none.
 await app.register(session, {})
+await app.register(session, { store: 'postgres', storeOptions: { table: 'sessions', timeout: 500 } })
+await app.register(session, { secret: 'x'.repeat(32), store: 'cookie', storeOptions: { revocation: 'memory', crypto: 'node:crypto' } })
+// @ts-expect-error storeOptions are checked against the store named: the Redis store has no 'clinet'
+await app.register(session, { store: 'redis', storeOptions: { clinet: null } })
+// @ts-expect-error the memory store's maxSessions is a number
+await app.register(session, { store: 'ets', storeOptions: { maxSessions: '10' } })
+// @ts-expect-error without a store name, the options are the memory store's
+await app.register(session, { storeOptions: { revocation: 'memory' } })
+// @ts-expect-error an unregistered name is refused (register it and add it to StoreOptionsMap)
+await app.register(session, { store: 'nope' })
+// @ts-expect-error a store object takes no storeOptions
+await app.register(session, { store: new MemoryStore({}, { clock: Date.now, log: app.log, maxSessionsPerUser: 5 }), storeOptions: {} })
 // @ts-expect-error sameSite takes lax, strict or none
 await app.register(session, { secret: 'x'.repeat(32), cookie: { sameSite: 'sometimes' } })
 
@@ -74,6 +90,9 @@ class MyStore implements SessionStore {
   async deleteAll (_userId: string, _except: readonly string[]): Promise<number> { return 0 }
 }
 registerStore('mine', (_options: { url: string }, _context: StoreContext) => new MyStore())
+await app.register(session, { store: 'mine', storeOptions: { url: 'mine://' } })
+// @ts-expect-error the options of 'mine' are what StoreOptionsMap says
+await app.register(session, { store: 'mine', storeOptions: { path: '/' } })
 await app.register(session, { secret: 'x'.repeat(32), store: new MyStore() })
 await app.register(session, { secret: 'x'.repeat(32), store: new MemoryStore({ maxSessions: 10 }, { clock: Date.now, log: app.log, maxSessionsPerUser: 5 }) })
 // @ts-expect-error a store must implement the contract

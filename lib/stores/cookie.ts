@@ -1,5 +1,6 @@
 import { pickAead, type AeadName } from '../aead.js'
-import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
+import { knownKeys, optionsObject } from '../check.js'
+import { FST_SESSION_SECRET_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
 import { parseValue } from '../json.js'
 import { Sealer } from '../seal.js'
@@ -69,17 +70,14 @@ export class CookieStore implements StatelessStore {
   readonly #sealer: Sealer
 
   constructor (options: CookieStoreOptions, context: StoreContext) {
-    if (options === null || typeof options !== 'object') {
-      throw new FST_SESSION_OPTION_INVALID('storeOptions', 'must be an object')
-    }
-    for (const key of Object.keys(options)) {
-      if (key !== 'revocation' && key !== 'crypto') throw new FST_SESSION_OPTION_INVALID(`storeOptions.${key}`, 'unknown option; known: revocation, crypto')
-    }
+    optionsObject('storeOptions', options)
+    knownKeys(options, ['revocation', 'crypto'], 'storeOptions.')
     const aead = pickAead(options.crypto ?? 'auto')
     const { secrets, cookieName, clock } = context
-    if (secrets === undefined || secrets.length === 0 || cookieName === undefined) {
-      throw new FST_SESSION_STORE_INVALID('the cookie store needs the plugin\'s secrets and cookie name in its context')
+    if (secrets === undefined || secrets.length === 0) {
+      throw new FST_SESSION_SECRET_INVALID('is required by the cookie store, which seals sessions with it')
     }
+    if (cookieName === undefined) throw new FST_SESSION_STORE_INVALID('the cookie store needs the cookie name in its context')
     this.#sealer = new Sealer(secrets, cookieName, clock, aead)
     this.revocation = resolveRevocation(options.revocation, context)
   }

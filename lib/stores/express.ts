@@ -1,3 +1,4 @@
+import { DEFAULT_TIMEOUT_MS, knownKeys, optionsObject, positiveInteger } from '../check.js'
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
 import { ownerKeyOf, userKey } from '../ids.js'
 import { parseData } from '../json.js'
@@ -96,14 +97,14 @@ export class ExpressStoreAdapter implements SessionStore {
   readonly #locks = new Map<string, Promise<unknown>>()
 
   constructor (options: ExpressStoreOptions, context: Pick<StoreContext, 'clock' | 'maxSessionsPerUser'>) {
-    if (options === null || typeof options !== 'object') throw new FST_SESSION_OPTION_INVALID('storeOptions', 'must be an object')
+    optionsObject('storeOptions', options)
+    knownKeys(options, ['store', 'timeout'], 'storeOptions.')
     const store = options.store
     if (store === null || typeof store !== 'object' || typeof store.get !== 'function' ||
       typeof store.set !== 'function' || typeof store.destroy !== 'function') {
       throw new FST_SESSION_OPTION_INVALID('storeOptions.store', 'must be a connect-style store with get, set and destroy')
     }
-    const timeout = options.timeout ?? 2000
-    if (!Number.isSafeInteger(timeout) || timeout <= 0) throw new FST_SESSION_OPTION_INVALID('storeOptions.timeout', 'must be a positive integer')
+    const timeout = positiveInteger('storeOptions.timeout', options.timeout, DEFAULT_TIMEOUT_MS)
     this.#store = store
     this.#timeout = timeout
     this.#clock = context.clock

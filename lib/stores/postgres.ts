@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../errors.js'
+import { DEFAULT_TIMEOUT_MS, fail, integerAtLeast, knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
+import { FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
 import { statements, tableNames, toJson, toStored, UNSTORABLE_TEXT, type Row, type Statements } from './postgres-sql.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
@@ -56,10 +57,10 @@ interface OwnPool extends PostgresPool {
   on: (event: 'error', listener: (err: Error) => void) => unknown
 }
 
-const OPTION_KEYS = new Set(['pool', 'connectionString', 'table', 'schema', 'cleanupInterval', 'cleanupBatch', 'timeout'])
+const OPTION_KEYS = ['pool', 'connectionString', 'table', 'schema', 'cleanupInterval', 'cleanupBatch', 'timeout']
 
 function invalid (option: string, message: string): never {
-  throw new FST_SESSION_OPTION_INVALID(`storeOptions.${option}`, message)
+  return fail(`storeOptions.${option}`, message)
 }
 
 /** pg errors can carry a row's values in `detail`; keep only the message. */
@@ -67,12 +68,6 @@ function bare (err: unknown): Error {
   const message = err instanceof Error ? err.message : String(err)
   const missing = (err as { code?: unknown }).code === '42P01' ? '; create the table with createPostgresTable()' : ''
   return new FST_SESSION_STORE_UNAVAILABLE(message + missing)
-}
-
-function integer (options: PostgresStoreOptions, key: 'cleanupInterval' | 'cleanupBatch' | 'timeout', fallback: number, min: number): number {
-  const value = options[key] ?? fallback
-  if (!Number.isSafeInteger(value) || value < min) invalid(key, `must be an integer of at least ${min}`)
-  return value
 }
 
 function loadPg (): { Pool: new (config: object) => OwnPool } {
@@ -99,22 +94,18 @@ export class PostgresStore implements SessionStore {
   #closed = false
 
   constructor (options: PostgresStoreOptions, context: StoreContext) {
-    if (options === null || typeof options !== 'object') invalid('', 'must be an object')
-    for (const key of Object.keys(options)) {
-      if (!OPTION_KEYS.has(key)) invalid(key, `unknown option; known: ${[...OPTION_KEYS].join(', ')}`)
-    }
+    optionsObject('storeOptions', options)
+    knownKeys(options, OPTION_KEYS, 'storeOptions.')
     const { pool, connectionString } = options
     if ((pool === undefined) === (connectionString === undefined)) invalid('pool', 'give either a pool or a connectionString')
     if (pool !== undefined && (pool === null || typeof pool.connect !== 'function')) invalid('pool', 'must be a pg Pool')
-    if (connectionString !== undefined && (typeof connectionString !== 'string' || connectionString.length === 0)) {
-      invalid('connectionString', 'must be a non-empty string')
-    }
+    nonEmptyString('storeOptions.connectionString', connectionString)
     const { qualified } = tableNames(options, 'storeOptions.')
     this.#sql = statements(qualified)
     this.#lockSeed = qualified + '\0'
-    this.#timeout = integer(options, 'timeout', 2000, 1)
-    this.#batch = integer(options, 'cleanupBatch', 1000, 1)
-    const interval = integer(options, 'cleanupInterval', 60_000, 0)
+    this.#timeout = positiveInteger('storeOptions.timeout', options.timeout, DEFAULT_TIMEOUT_MS)
+    this.#batch = positiveInteger('storeOptions.cleanupBatch', options.cleanupBatch, 1000)
+    const interval = integerAtLeast('storeOptions.cleanupInterval', options.cleanupInterval, 60_000, 0)
     this.#clock = context.clock
     this.#log = context.log
     this.#maxPerUser = context.maxSessionsPerUser

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { knownKeys, positiveInteger } from '../check.js'
 import { FST_SESSION_OPTION_INVALID } from '../errors.js'
 import { assertRevocation } from './registry.js'
 import { RedisRevocation, type RedisRevocationOptions } from './revocation-redis.js'
@@ -32,14 +33,6 @@ interface UserEntry {
 
 const WARN_INTERVAL = 60_000
 
-function positiveInteger (options: Record<string, unknown>, key: string, fallback: number): number {
-  const value = options[key] ?? fallback
-  if (!Number.isSafeInteger(value) || (value as number) <= 0) {
-    throw new FST_SESSION_OPTION_INVALID(`storeOptions.revocation.${key}`, 'must be a positive integer')
-  }
-  return value as number
-}
-
 /** In-process revocation: for a single process; forgotten on restart (use Redis to share and keep it). */
 export class MemoryRevocation implements RevocationStore {
   readonly #denied = new Map<string, number>()
@@ -53,13 +46,9 @@ export class MemoryRevocation implements RevocationStore {
 
   constructor (options: MemoryRevocationOptions, context: StoreContext) {
     const o = options as unknown as Record<string, unknown>
-    for (const key of Object.keys(o)) {
-      if (key !== 'type' && key !== 'maxEntries' && key !== 'sweepInterval') {
-        throw new FST_SESSION_OPTION_INVALID(`storeOptions.revocation.${key}`, 'unknown option; known: type, maxEntries, sweepInterval')
-      }
-    }
-    this.#maxEntries = positiveInteger(o, 'maxEntries', 1_000_000)
-    const sweepInterval = positiveInteger(o, 'sweepInterval', 60_000)
+    knownKeys(o, ['type', 'maxEntries', 'sweepInterval'], 'storeOptions.revocation.')
+    this.#maxEntries = positiveInteger('storeOptions.revocation.maxEntries', o.maxEntries, 1_000_000)
+    const sweepInterval = positiveInteger('storeOptions.revocation.sweepInterval', o.sweepInterval, 60_000)
     this.#clock = context.clock
     this.#log = context.log
     this.#timer = setInterval(() => this.sweep(), sweepInterval).unref()
