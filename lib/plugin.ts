@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { SessionCore } from './core.js'
+import { backendFor } from './backends/index.js'
+import type { LoadResult } from './backends/backend.js'
+import { MAX_COOKIE_LENGTH, SessionCore } from './core.js'
 import { FST_SESSION_DISABLED } from './errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from './options.js'
 import { Session } from './session.js'
@@ -12,6 +14,7 @@ import { UserSessions } from './user-sessions.js'
 // such routes are not held up by the load of a session they do not use.
 
 const kSession = Symbol('fastify-user-sessions.session')
+const NONE: LoadResult = Object.freeze({ kind: 'none' })
 
 interface SessionRequest extends FastifyRequest {
   [kSession]: Session | null
@@ -26,9 +29,11 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     secrets: opts.secrets,
     cookieName: opts.cookieName
   })
-  const core = new SessionCore(opts, store)
+  const core = new SessionCore(opts)
+  const backend = backendFor(core, store)
+  const cookieName = opts.cookieName
 
-  fastify.decorate('sessions', new UserSessions(core))
+  fastify.decorate('sessions', new UserSessions(backend))
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest): Session {
@@ -36,7 +41,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       let session = req[kSession]
       if (session === null) {
         if (this.routeOptions.config.session === false) throw new FST_SESSION_DISABLED(this.routeOptions.url as string)
-        session = new Session(core, this)
+        session = new Session(backend, this, NONE)
         req[kSession] = session
       }
       return session
@@ -44,24 +49,19 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   })
 
   fastify.addHook('onRequest', function loadSession (request, _reply, done) {
-    const req = request as SessionRequest
-    const cookie = request.cookies[opts.cookieName]
-    if (cookie === undefined || request.routeOptions.config.session === false) {
+    const raw = request.cookies[cookieName]
+    if (raw === undefined || raw === '' || request.routeOptions.config.session === false) {
       done()
       return
     }
-    core.load(request).then((result) => {
-      switch (result.kind) {
-        case 'loaded':
-          req[kSession] = new Session(core, request, result.token)
-          break
-        case 'unavailable':
-          req[kSession] = new Session(core, request, undefined, false, result.error)
-          break
-        case 'rejected':
-          req[kSession] = new Session(core, request, undefined, true)
-          break
-      }
+    const req = request as SessionRequest
+    if (raw.length > MAX_COOKIE_LENGTH) {
+      req[kSession] = new Session(backend, request, core.reject(request, 'oversized'))
+      done()
+      return
+    }
+    backend.load(request, raw).then((loaded) => {
+      req[kSession] = new Session(backend, request, loaded)
       done()
     }, done)
   })
@@ -77,8 +77,5 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     else saving.then(() => done(null, payload), done)
   })
 
-  if (typeof store.close === 'function') {
-    const close = store.close.bind(store)
-    fastify.addHook('onClose', async () => { await close() })
-  }
+  fastify.addHook('onClose', async () => { await backend.close() })
 }

@@ -59,3 +59,19 @@ export function checkValue (key: string, value: unknown): void {
     }
   }
 }
+
+/**
+ * A copy of `data` as a null-prototype object, each key and value passing the checks of
+ * `session.set` (an `undefined` value is no key, as `set(key, undefined)` deletes). Values are
+ * copied through JSON, so that what is returned is what a store reads back.
+ */
+export function checkData (data: object): Record<string, unknown> {
+  const copy = emptyData()
+  for (const [key, value] of Object.entries(data)) {
+    checkKey(key)
+    if (value === undefined) continue
+    checkValue(key, value)
+    copy[key] = JSON.parse(JSON.stringify(value))
+  }
+  return copy
+}

@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { storeError, withStoreErrors, type LoadedToken, type SessionCore } from './core.js'
+import type { Backend, Issued, LoadResult, SessionState } from './backends/backend.js'
+import type { SessionCore } from './core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
-import { newSecret, newSessionId, normalizeUserId } from './ids.js'
+import { newSessionId, normalizeUserId } from './ids.js'
 import { checkKey, checkValue, emptyData, type LoginOptions, type SessionKey, type SessionValue } from './session-data.js'
-import { isStateless, type SessionPatch, type StoredSession } from './stores/store.js'
+import { storeError, withStoreErrors } from './store-errors.js'
 
 interface Changes {
   clear: boolean
@@ -16,36 +17,56 @@ interface Changes {
  * Changes are kept as a patch and applied atomically by the store when the response is sent
  * (or on `save()`), so concurrent requests that change different keys both keep their change.
  */
+/**
+ * What a response does to the session, after Plug.Session's `before_send`: write pending
+ * changes (then send or expire the cookie as the write leaves it), send the cookie again
+ * without a write (a new credential, a rotated key), expire it, or nothing (the common read).
+ */
+type Outcome = 'write' | 'renew' | 'drop' | 'none'
+
 export class Session {
+  readonly #backend: Backend
   readonly #core: SessionCore
   readonly #request: FastifyRequest
-  /** The stored session this object stands for; undefined until it is first stored. */
-  #record: StoredSession | undefined
+  /** The session as stored (or sealed) when it was loaded or last written; undefined until it is first stored. */
+  #state: SessionState | undefined
+  /** The id shown by `id` before the session is first stored. */
   #id: string | undefined
-  #secret: string | undefined
+  #secret = ''
   #data: Record<string, unknown>
   #changes: Changes | undefined
-  #sendCookie = false
-  #expireCookie = false
+  /** The cookie goes out on this response. */
+  #resend = false
+  /** The cookie the request carried is to be expired. */
+  #expire = false
   #touched = false
   #error: Error | undefined
   #committed = false
+  /** The cookie value for the current state and data, once made. */
+  #cookie: string | undefined
 
-  /** @internal Built by the plugin; use `request.session`. */
-  constructor (core: SessionCore, request: FastifyRequest, token?: LoadedToken, expireCookie = false, error?: Error) {
-    this.#core = core
+  /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
+  constructor (backend: Backend, request: FastifyRequest, start: LoadResult) {
+    this.#backend = backend
+    this.#core = backend.core
     this.#request = request
-    this.#error = error
-    this.#expireCookie = expireCookie
-    if (token === undefined) {
-      this.#data = emptyData()
-      return
+    this.#data = emptyData()
+    switch (start.kind) {
+      case 'rejected':
+        this.#expire = true
+        break
+      case 'unavailable':
+        this.#error = start.error
+        break
+      case 'loaded':
+        this.#state = start.state
+        this.#secret = start.secret
+        this.#data = Object.assign(this.#data, start.state.data)
+        this.#resend = start.renew
+        break
+      default:
+        nothing(start.kind)
     }
-    this.#record = token.record
-    this.#id = token.record.id
-    this.#secret = token.secret
-    this.#data = Object.assign(emptyData(), token.record.data)
-    this.#sendCookie = token.renew
   }
 
   #available (): void {
@@ -55,47 +76,43 @@ export class Session {
   /** The public handle of this session: safe to show on a devices page and to pass to `app.sessions.delete`. */
   get id (): string {
     this.#available()
-    if (this.#id === undefined) {
-      this.#id = newSessionId(undefined)
-      this.#secret = newSecret()
-    }
-    return this.#id
+    return this.#state?.id ?? (this.#id ??= newSessionId(undefined))
   }
 
   /** The user this session is bound to by `login()`; undefined for an anonymous session. */
   get userId (): string | undefined {
     this.#available()
-    return this.#record?.userId
+    return this.#state?.userId
   }
 
   /** Milliseconds since the epoch; undefined until the session is stored. */
   get createdAt (): number | undefined {
     this.#available()
-    return this.#record?.createdAt
+    return this.#state?.createdAt
   }
 
   /** When the store last saw the session written (or, for the memory store, read); ms since the epoch. */
   get lastSeenAt (): number | undefined {
     this.#available()
-    return this.#record?.lastSeenAt
+    return this.#state?.lastSeenAt
   }
 
   /** The effective deadline (idle or absolute, the earlier), in milliseconds since the epoch. */
   get expiresAt (): number | undefined {
     this.#available()
-    return this.#record?.expiresAt
+    return this.#state?.expiresAt
   }
 
   /** When `login()` bound this session to its user, in milliseconds since the epoch. */
   get authenticatedAt (): number | undefined {
     this.#available()
-    return this.#record?.authenticatedAt
+    return this.#state?.authenticatedAt
   }
 
   /** True until the session is stored. */
   get isNew (): boolean {
     this.#available()
-    return this.#record === undefined
+    return this.#state === undefined
   }
 
   get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
@@ -115,6 +132,7 @@ export class Session {
     if (value === undefined) return this.delete(key)
     checkValue(key, value)
     this.#data[key] = value
+    this.#cookie = undefined
     const changes = this.#pending()
     changes.set[key] = value
     changes.unset.delete(key)
@@ -125,6 +143,7 @@ export class Session {
     this.#available()
     checkKey(key)
     delete this.#data[key]
+    this.#cookie = undefined
     const changes = this.#pending()
     delete changes.set[key]
     changes.unset.add(key)
@@ -135,6 +154,7 @@ export class Session {
   clear (): this {
     this.#available()
     this.#data = emptyData()
+    this.#cookie = undefined
     this.#changes = { clear: true, set: emptyData(), unset: new Set() }
     return this
   }
@@ -158,7 +178,7 @@ export class Session {
     if (!(typeof seconds === 'number' && seconds > 0)) {
       throw new FST_SESSION_OPTION_INVALID('seconds', 'must be a positive number')
     }
-    const at = this.#record?.authenticatedAt
+    const at = this.#state?.authenticatedAt
     return at !== undefined && this.#core.now() - at <= seconds * 1000
   }
 
@@ -175,38 +195,42 @@ export class Session {
   /** Replaces the stored session with a new one holding `data`; the old id stops working at once. */
   async #replace (userId: string | undefined, data: Record<string, unknown>, createdAt: number,
     authenticatedAt: number | undefined): Promise<void> {
-    const core = this.#core
-    const old = this.#record
-    const { record, secret } = await core.insert(this.#request,
-      core.newRecord(this.#request, userId, { ...data }, createdAt, authenticatedAt))
+    const backend = this.#backend
+    const old = this.#state
+    const issued = await backend.create(this.#request, { id: undefined, userId, data: { ...data }, createdAt, authenticatedAt })
     if (old !== undefined) {
       try {
-        await core.drop(old)
+        await backend.drop(old)
       } catch (err) {
         // The new session exists; the old one must not outlive the switch. Undo and report.
-        await core.drop(record).catch(() => {})
+        await backend.drop(issued.state).catch(() => {})
         throw storeError(err)
       }
     }
-    this.#record = record
-    this.#id = record.id
-    this.#secret = secret
+    this.#adopt(issued)
     this.#data = Object.assign(emptyData(), data)
+  }
+
+  /** The session just created becomes this one: nothing pending, its cookie to be sent. */
+  #adopt (issued: Issued): void {
+    this.#state = issued.state
+    this.#secret = issued.secret
     this.#changes = undefined
-    this.#sendCookie = true
-    this.#expireCookie = false
+    this.#touched = false
+    this.#cookie = undefined
+    this.#resend = true
+    this.#expire = false
   }
 
   /** A new id and secret for the same data (Plug's renew): call it on any privilege change. */
   async regenerate (): Promise<void> {
     this.#available()
-    const record = this.#record
-    if (record === undefined) {
+    const state = this.#state
+    if (state === undefined) {
       this.#id = undefined
-      this.#secret = undefined
       return
     }
-    await withStoreErrors(this.#replace(record.userId, this.#data, record.createdAt, record.authenticatedAt))
+    await withStoreErrors(this.#replace(state.userId, this.#data, state.createdAt, state.authenticatedAt))
   }
 
   /**
@@ -230,20 +254,21 @@ export class Session {
   /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
   async destroy (): Promise<void> {
     this.#available()
-    const record = this.#record
-    if (record !== undefined) await withStoreErrors(this.#core.drop(record))
-    this.#expireCookie ||= record !== undefined || this.#sendCookie
+    const state = this.#state
+    if (state !== undefined) await withStoreErrors(this.#backend.drop(state))
+    this.#expire ||= state !== undefined || this.#resend
     this.#forget()
   }
 
   /** Back to a fresh anonymous session, nothing stored, nothing pending. */
   #forget (): void {
-    this.#record = undefined
+    this.#state = undefined
     this.#id = undefined
-    this.#secret = undefined
+    this.#secret = ''
     this.#data = emptyData()
     this.#changes = undefined
-    this.#sendCookie = false
+    this.#cookie = undefined
+    this.#resend = false
     this.#touched = false
   }
 
@@ -255,104 +280,107 @@ export class Session {
   async save (): Promise<void> {
     this.#available()
     await withStoreErrors(this.#save())
-    // A stateless store writes nothing until the response: check now that the cookie will fit.
-    const store = this.#core.store
-    if (isStateless(store) && this.#sendCookie) {
-      this.#core.seal(this.#request, store, this.#record as StoredSession, this.#data)
-    }
+    // The cookie value is made now, so that one a browser would drop (a sealed session too large) fails here.
+    const state = this.#state
+    if (state !== undefined && this.#resend) this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
   }
 
   async #save (): Promise<void> {
     const core = this.#core
-    const record = this.#record
-    if (record === undefined) {
+    const state = this.#state
+    const now = core.now()
+    if (state === undefined) {
       if (this.#changes === undefined && !this.#touched) return
-      const now = core.now()
-      const { record: stored, secret } = await core.insert(this.#request,
-        core.newRecord(this.#request, undefined, { ...this.#data }, now, undefined, this.#id, this.#secret))
-      this.#record = stored
-      this.#id = stored.id
-      this.#secret = secret
-      this.#changes = undefined
-      this.#touched = false
-      this.#sendCookie = true
-      this.#expireCookie = false
+      this.#adopt(await this.#backend.create(this.#request,
+        { id: this.#id, userId: undefined, data: { ...this.#data }, createdAt: now, authenticatedAt: undefined }))
       return
     }
-    const now = core.now()
-    const deadline = core.deadline(record.createdAt, now)
-    const refresh = deadline > record.expiresAt && (this.#touched || this.#rollingDue(record, deadline))
+    const deadline = core.deadline(state.createdAt, now)
+    const refresh = deadline > state.expiresAt && (this.#touched || this.#rollingDue(state, deadline))
     const changes = this.#changes
     if (changes === undefined && !refresh) return
-    const store = core.store
-    if (isStateless(store)) {
-      // The data travel in the cookie: any change, or a refresh, seals it again.
-      this.#changes = undefined
-      this.#touched = false
-      this.#record = { ...record, lastSeenAt: now, expiresAt: refresh ? deadline : record.expiresAt }
-      this.#sendCookie = true
-      return
-    }
-    const patch: SessionPatch = {
-      clear: changes?.clear ?? false,
-      set: changes?.set ?? emptyData(),
-      unset: changes === undefined ? [] : [...changes.unset],
-      lastSeenAt: now,
-      expiresAt: refresh ? deadline : undefined
-    }
-    if (!await store.patch(record.id, patch)) {
+    const persisted = await this.#backend.persist(state,
+      changes === undefined ? undefined : { clear: changes.clear, set: changes.set, unset: [...changes.unset] },
+      this.#data, now, refresh ? deadline : undefined)
+    if (persisted === undefined) {
       this.#forget()
-      this.#expireCookie = true
+      this.#expire = true
       throw new FST_SESSION_REVOKED()
     }
+    this.#state = persisted.state
     this.#changes = undefined
     this.#touched = false
-    this.#record = { ...record, lastSeenAt: now, expiresAt: patch.expiresAt ?? record.expiresAt }
-    if (refresh) this.#sendCookie = true
+    if (persisted.resend) {
+      this.#resend = true
+      this.#cookie = undefined
+    }
   }
 
   /** Rolling expiry: the deadline `deadline` is far enough past the stored one to be written. */
-  #rollingDue (record: StoredSession, deadline: number): boolean {
+  #rollingDue (state: SessionState, deadline: number): boolean {
     const core = this.#core
-    return core.options.rolling && deadline - record.expiresAt >= core.refreshStepMs
+    return core.options.rolling && deadline - state.expiresAt >= core.refreshStepMs
   }
 
   /** True when `#save` would write to the store (or, for a stateless store, seal again). */
   #mustSave (): boolean {
     if (this.#changes !== undefined || this.#touched) return true
-    const record = this.#record
-    return record !== undefined && this.#rollingDue(record, this.#core.deadline(record.createdAt, this.#core.now()))
+    const state = this.#state
+    return state !== undefined && this.#rollingDue(state, this.#core.deadline(state.createdAt, this.#core.now()))
+  }
+
+  #outcome (): Outcome {
+    if (this.#mustSave()) return 'write'
+    if (this.#state !== undefined) return this.#resend ? 'renew' : 'none'
+    return this.#expire ? 'drop' : 'none'
   }
 
   /**
-   * @internal Saves and sets or expires the cookie; run once, from the plugin's onSend hook.
-   * Returns undefined when there was nothing to save (the common read): the response goes
-   * on without a round through the microtask queue.
+   * @internal Run once, from the plugin's onSend hook. Returns undefined unless there is
+   * something to write (the common read): the response goes on without a round through the
+   * microtask queue.
    */
   commit (reply: FastifyReply): Promise<void> | undefined {
     if (this.#committed || this.#error !== undefined) return undefined
     this.#committed = true
-    if (this.#mustSave()) return this.#saveAndCommit(reply)
-    this.#writeCookie(reply)
-    return undefined
+    const outcome = this.#outcome()
+    switch (outcome) {
+      case 'write':
+        return this.#write(reply)
+      case 'renew':
+        this.#renew(reply, this.#state as SessionState)
+        return undefined
+      case 'drop':
+        this.#core.clearCookie(reply)
+        return undefined
+      default:
+        return nothing(outcome)
+    }
   }
 
-  async #saveAndCommit (reply: FastifyReply): Promise<void> {
+  async #write (reply: FastifyReply): Promise<void> {
     try {
       await this.#save()
     } catch (err) {
       if ((err as { code?: string }).code !== 'FST_SESSION_REVOKED') throw storeError(err)
       this.#request.log.info('session revoked while the request was in flight; its changes were discarded')
     }
-    this.#writeCookie(reply)
-  }
-
-  #writeCookie (reply: FastifyReply): void {
-    const record = this.#record
-    if (record !== undefined && this.#sendCookie) {
-      this.#core.writeCookie(reply, record, this.#secret as string, this.#data)
-    } else if (record === undefined && this.#expireCookie) {
+    // What the write left: a cookie to send (new or refreshed), one to expire (revoked meanwhile), or neither.
+    const state = this.#state
+    if (state !== undefined) {
+      if (this.#resend) this.#renew(reply, state)
+    } else if (this.#expire) {
       this.#core.clearCookie(reply)
     }
   }
+
+  #renew (reply: FastifyReply, state: SessionState): void {
+    this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
+    this.#core.writeCookie(reply, this.#cookie, state.expiresAt)
+  }
+}
+
+/** The case left when every other is handled: typed so that a new kind of outcome or load result fails to compile until handled. */
+function nothing (_kind: 'none'): undefined {
+  return undefined
 }

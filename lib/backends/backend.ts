@@ -1,0 +1,84 @@
+import type { FastifyRequest } from 'fastify'
+import type { SessionCore } from '../core.js'
+import type { SessionRecord } from '../user-sessions.js'
+
+// The one internal interface behind `request.session` and `app.sessions`. Which kind of
+// store the app uses (server-side, or sealed into the cookie) is decided once, at register(),
+// by the backend the plugin builds (see index.ts in this folder); the request path and the
+// per-user API only ever call these methods.
+
+/** What every session has, whatever keeps it. Times in milliseconds since the epoch. */
+export interface SessionState {
+  readonly id: string
+  readonly userId: string | undefined
+  /** The data as loaded or created; the live copy is the Session's. */
+  readonly data: Record<string, unknown>
+  readonly createdAt: number
+  readonly lastSeenAt: number
+  /** The effective deadline: the earlier of the idle and the absolute one. */
+  readonly expiresAt: number
+  readonly authenticatedAt: number | undefined
+}
+
+/** A session about to be created by `login()`, `regenerate()` or the first write of an anonymous one. */
+export interface NewSession {
+  /** The id an anonymous session already showed (`request.session.id` before it was stored), if any. */
+  readonly id: string | undefined
+  readonly userId: string | undefined
+  readonly data: Record<string, unknown>
+  readonly createdAt: number
+  readonly authenticatedAt: number | undefined
+}
+
+/** What the session cookie of a request gave. */
+export type LoadResult<S extends SessionState = SessionState> =
+  | { readonly kind: 'none' } // no cookie
+  | { readonly kind: 'rejected' } // a cookie that does not authenticate; to be expired
+  | { readonly kind: 'loaded', readonly state: S, readonly secret: string, readonly renew: boolean }
+  | { readonly kind: 'unavailable', readonly error: Error }
+
+/** Data changes since the session was loaded. `set` is a null-prototype object. */
+export interface DataChange {
+  readonly clear: boolean
+  readonly set: Record<string, unknown>
+  readonly unset: readonly string[]
+}
+
+/** A session the backend just created: its state and the secret its credential carries. */
+export interface Issued<S extends SessionState = SessionState> {
+  readonly state: S
+  readonly secret: string
+}
+
+export interface Persisted<S extends SessionState = SessionState> {
+  readonly state: S
+  /** The cookie must be sent again (its value or its Max-Age changed). */
+  readonly resend: boolean
+}
+
+export interface Backend<S extends SessionState = SessionState> {
+  readonly core: SessionCore
+  /** Reads a cookie value; never throws. */
+  load (request: FastifyRequest, raw: string): Promise<LoadResult<S>>
+  /** Stores (or seals) a new session. */
+  create (request: FastifyRequest, init: NewSession): Promise<Issued<S>>
+  /**
+   * Applies `change` (undefined: nothing but the clock moved) and, when given, the new deadline
+   * `expiresAt`; `data` is the session's data after the change. Resolves undefined when the
+   * session is gone: a revoked session is never brought back.
+   */
+  persist (state: S, change: DataChange | undefined, data: Record<string, unknown>, now: number,
+    expiresAt: number | undefined): Promise<Persisted<S> | undefined>
+  /** Ends the session for every holder of its credential; resolves whether it was live. */
+  drop (state: S): Promise<boolean>
+  /** The cookie value for the session; throws `FST_SESSION_COOKIE_TOO_LARGE` rather than send what a browser drops. */
+  cookieValue (request: FastifyRequest, state: S, secret: string, data: Record<string, unknown>): string
+
+  // The per-user model, arguments checked by UserSessions.
+  get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined>
+  upsert (sessionId: string, userId: string | undefined, data: Record<string, unknown>, ttlMs: number): Promise<SessionRecord>
+  delete (sessionId: string, userId: string | undefined): Promise<boolean>
+  getAll (userId: string | undefined): Promise<SessionRecord[]>
+  deleteAll (userId: string | undefined, except: readonly string[]): Promise<number>
+  close (): Promise<void>
+}

@@ -1,0 +1,166 @@
+import type { FastifyRequest } from 'fastify'
+import type { SessionCore } from '../core.js'
+import { FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
+import { isSessionId, newSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { withStoreErrors } from '../store-errors.js'
+import type { RevocationStore, StatelessStore } from '../stores/store.js'
+import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionState } from './backend.js'
+import { owned } from './owned.js'
+
+// A stateless store (the cookie store): the whole session travels in the cookie, sealed.
+// Nothing is stored; the deadlines are checked here on the plugin's clock, and a revocation
+// store, when there is one, is asked once per request and is what makes a logout stop copies
+// of the cookie too.
+
+/** A sealed session: what the cookie carries, no secret (the seal is the credential). */
+export interface SealedState extends SessionState {
+  /** The absolute deadline sealed into the cookie. */
+  readonly absoluteAt: number
+  /** The user's revocation generation when the session was issued; 0 for none. */
+  readonly generation: number
+}
+
+const SERVER_STORE = 'use a server-side store such as "memory" or "redis"'
+
+/** What a stateless store cannot do: it keeps no session on the server to read or change. */
+function unlisted (what: string): Error {
+  return new FST_SESSION_STORE_UNSUPPORTED(what, `a stateless store keeps no session on the server; ${SERVER_STORE}`)
+}
+
+export class SealedBackend implements Backend<SealedState> {
+  readonly core: SessionCore
+  readonly #store: StatelessStore
+  readonly #revocation: RevocationStore | undefined
+
+  constructor (core: SessionCore, store: StatelessStore) {
+    this.core = core
+    this.#store = store
+    this.#revocation = store.revocation
+  }
+
+  /** Opens the seal, checks the deadlines here, then asks revocation (one round trip). */
+  async load (request: FastifyRequest, raw: string): Promise<LoadResult<SealedState>> {
+    const core = this.core
+    const opened = this.#store.open(raw)
+    if (opened === undefined) return core.reject(request, 'bad seal')
+    const s = opened.session
+    const now = core.now()
+    const absoluteAt = Math.min(s.absoluteAt, s.createdAt + core.absoluteTtlMs)
+    const expiresAt = Math.min(s.expiresAt, absoluteAt)
+    if (expiresAt <= now) return core.reject(request, 'expired')
+    const revocation = this.#revocation
+    if (revocation !== undefined) {
+      let revoked: boolean
+      try {
+        revoked = await revocation.isRevoked(s.id, s.userId, s.generation)
+      } catch (err) {
+        return core.unavailable(request, err)
+      }
+      if (revoked) return core.reject(request, 'revoked')
+    }
+    const state: SealedState = {
+      id: s.id,
+      userId: s.userId,
+      data: s.data,
+      createdAt: s.createdAt,
+      lastSeenAt: now,
+      expiresAt,
+      absoluteAt,
+      authenticatedAt: s.authenticatedAt,
+      generation: s.generation
+    }
+    return { kind: 'loaded', state, secret: '', renew: opened.renew }
+  }
+
+  /** Nothing is stored: a session of a user is sealed under the user's current revocation generation. */
+  async create (_request: FastifyRequest, init: NewSession): Promise<Issued<SealedState>> {
+    const core = this.core
+    const revocation = this.#revocation
+    const generation = revocation === undefined || init.userId === undefined ? 0 : await revocation.generation(init.userId)
+    const now = core.now()
+    const absoluteAt = init.createdAt + core.absoluteTtlMs
+    return {
+      secret: '',
+      state: {
+        id: init.id ?? newSessionId(init.userId),
+        userId: init.userId,
+        data: init.data,
+        createdAt: init.createdAt,
+        lastSeenAt: now,
+        expiresAt: core.deadline(init.createdAt, now),
+        absoluteAt,
+        authenticatedAt: init.authenticatedAt,
+        generation
+      }
+    }
+  }
+
+  /** The data travel in the cookie: any change, or a refresh, seals it again. */
+  async persist (state: SealedState, _change: DataChange | undefined, _data: Record<string, unknown>, now: number,
+    expiresAt: number | undefined): Promise<Persisted<SealedState>> {
+    return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend: true }
+  }
+
+  /** Deny-listed until its absolute deadline by the revocation store; without one, nothing (only the cookie is expired). */
+  drop (state: SealedState): Promise<boolean> {
+    const revocation = this.#revocation
+    if (revocation === undefined) return Promise.resolve(false)
+    return revocation.revoke(state.id, state.absoluteAt)
+  }
+
+  cookieValue (request: FastifyRequest, state: SealedState, _secret: string, data: Record<string, unknown>): string {
+    const value = this.#store.seal({
+      id: state.id,
+      userId: state.userId,
+      data,
+      createdAt: state.createdAt,
+      expiresAt: state.expiresAt,
+      absoluteAt: state.absoluteAt,
+      authenticatedAt: state.authenticatedAt,
+      generation: state.generation
+    })
+    this.core.checkCookieSize(request, value, state.expiresAt)
+    return value
+  }
+
+  async get (): Promise<never> {
+    throw unlisted('get')
+  }
+
+  async upsert (): Promise<never> {
+    throw unlisted('upsert')
+  }
+
+  async getAll (): Promise<never> {
+    throw unlisted('getAll')
+  }
+
+  #revocationFor (what: string): RevocationStore {
+    if (this.#revocation !== undefined) return this.#revocation
+    throw new FST_SESSION_STORE_UNSUPPORTED(`${what} without a revocation store`,
+      `set storeOptions.revocation ('memory' or { type: 'redis', client }), or ${SERVER_STORE}`)
+  }
+
+  /** Its absolute deadline is in the cookie, not here: deny-list the id as long as any session can live. */
+  async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
+    const revocation = this.#revocationFor('delete')
+    if (!owned(sessionId, userId)) return false
+    const core = this.core
+    return await withStoreErrors(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+  }
+
+  /** A stateless store cannot count the cookies it revoked: it resolves 0. */
+  async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {
+    const revocation = this.#revocationFor('deleteAll')
+    if (userId === undefined) return 0
+    const key = userKey(userId)
+    const kept = except.filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
+    const core = this.core
+    await withStoreErrors(revocation.revokeAll(userId, kept, core.now() + core.absoluteTtlMs))
+    return 0
+  }
+
+  async close (): Promise<void> {
+    await this.#store.close?.()
+  }
+}

@@ -1,0 +1,143 @@
+import type { FastifyRequest } from 'fastify'
+import type { SessionCore } from '../core.js'
+import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
+import { hashSecret, newSecret, newSessionId, parseToken, secretMatches } from '../ids.js'
+import { emptyData } from '../session-data.js'
+import { withStoreErrors } from '../store-errors.js'
+import type { SessionStore, StoredSession } from '../stores/store.js'
+import type { SessionRecord } from '../user-sessions.js'
+import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted } from './backend.js'
+import { owned } from './owned.js'
+
+// A server-side store (memory, Redis, PostgreSQL, a connect store): the cookie carries
+// `<id>.<secret>`, the store keeps the session under its id with the SHA-256 of the secret,
+// compared in constant time. The 256-bit secret is what authenticates the cookie, so it needs
+// no signature of its own (the session-token design Lucia documents).
+
+const MAX_INSERT_ATTEMPTS = 100 // as Plug's ETS store
+
+function toRecord (s: StoredSession): SessionRecord {
+  return {
+    id: s.id,
+    userId: s.userId,
+    data: s.data,
+    createdAt: s.createdAt,
+    lastSeenAt: s.lastSeenAt,
+    expiresAt: s.expiresAt,
+    authenticatedAt: s.authenticatedAt,
+    ip: s.ip,
+    userAgent: s.userAgent
+  }
+}
+
+export class ServerBackend implements Backend<StoredSession> {
+  readonly core: SessionCore
+  readonly #store: SessionStore
+
+  constructor (core: SessionCore, store: SessionStore) {
+    this.core = core
+    this.#store = store
+  }
+
+  async load (request: FastifyRequest, raw: string): Promise<LoadResult<StoredSession>> {
+    const core = this.core
+    const token = parseToken(raw)
+    if (token === undefined) return core.reject(request, 'malformed')
+    let record: StoredSession | undefined
+    try {
+      record = await this.#store.get(token.id)
+    } catch (err) {
+      return core.unavailable(request, err)
+    }
+    if (record === undefined || record.expiresAt <= core.now()) return core.reject(request, 'unknown or expired')
+    if (!secretMatches(record.secretHash, token.secret)) return core.reject(request, 'secret mismatch')
+    return { kind: 'loaded', state: record, secret: token.secret, renew: false }
+  }
+
+  /** Inserts with insert-new semantics; on the (astronomically rare) collision, draws a new id and secret. */
+  async create (request: FastifyRequest, init: NewSession): Promise<Issued<StoredSession>> {
+    const core = this.core
+    const now = core.now()
+    const { ip, userAgent } = core.client(request)
+    let secret = newSecret()
+    let record: StoredSession = {
+      id: init.id ?? newSessionId(init.userId),
+      secretHash: hashSecret(secret),
+      userId: init.userId,
+      data: init.data,
+      createdAt: init.createdAt,
+      lastSeenAt: now,
+      expiresAt: core.deadline(init.createdAt, now),
+      authenticatedAt: init.authenticatedAt,
+      ip,
+      userAgent
+    }
+    let attempts = 1
+    while (!await this.#store.insert(record)) {
+      if (attempts++ === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
+      request.log.warn('session id collision; drawing a new id')
+      secret = newSecret()
+      record = { ...record, id: newSessionId(record.userId), secretHash: hashSecret(secret) }
+    }
+    return { state: record, secret }
+  }
+
+  async persist (state: StoredSession, change: DataChange | undefined, _data: Record<string, unknown>, now: number,
+    expiresAt: number | undefined): Promise<Persisted<StoredSession> | undefined> {
+    const ok = await this.#store.patch(state.id, {
+      clear: change?.clear ?? false,
+      set: change?.set ?? emptyData(),
+      unset: change === undefined ? [] : [...change.unset],
+      lastSeenAt: now,
+      expiresAt
+    })
+    if (!ok) return undefined
+    return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend: expiresAt !== undefined }
+  }
+
+  drop (state: StoredSession): Promise<boolean> {
+    return this.#store.delete(state.id)
+  }
+
+  cookieValue (_request: FastifyRequest, state: StoredSession, secret: string): string {
+    return state.id + '.' + secret
+  }
+
+  async get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined> {
+    if (!owned(sessionId, userId)) return undefined
+    const s = await withStoreErrors(this.#store.get(sessionId))
+    return s === undefined || s.expiresAt <= this.core.now() ? undefined : toRecord(s)
+  }
+
+  async upsert (sessionId: string, userId: string | undefined, data: Record<string, unknown>, ttlMs: number): Promise<SessionRecord> {
+    const current = await this.get(sessionId, userId)
+    if (current === undefined) throw new FST_SESSION_NOT_FOUND()
+    const core = this.core
+    const now = core.now()
+    const expiresAt = core.deadline(current.createdAt, now, ttlMs)
+    const ok = await withStoreErrors(this.#store.patch(sessionId, { clear: true, set: data, unset: [], lastSeenAt: now, expiresAt }))
+    if (!ok) throw new FST_SESSION_NOT_FOUND()
+    return { ...current, data: { ...data }, lastSeenAt: now, expiresAt }
+  }
+
+  async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
+    if (!owned(sessionId, userId)) return false
+    return await withStoreErrors(this.#store.delete(sessionId))
+  }
+
+  async getAll (userId: string | undefined): Promise<SessionRecord[]> {
+    if (userId === undefined) return []
+    const all = await withStoreErrors(this.#store.getAll(userId))
+    const now = this.core.now()
+    return all.filter((s) => s.expiresAt > now).map(toRecord).sort((a, b) => a.createdAt - b.createdAt)
+  }
+
+  async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {
+    if (userId === undefined) return 0
+    return await withStoreErrors(this.#store.deleteAll(userId, except))
+  }
+
+  async close (): Promise<void> {
+    await this.#store.close?.()
+  }
+}
