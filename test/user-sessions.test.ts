@@ -1,3 +1,4 @@
+import { request } from 'node:http'
 import t from 'tap'
 import { buildApp, cookieOf, testClock } from './helpers/app.js'
 
@@ -30,6 +31,22 @@ t.test('trackClient: false records no ip or user agent', async (t) => {
   t.teardown(() => app.close())
   await loginAs(app, 'u')
   t.match((await app.sessions.getAll('u'))[0], { ip: undefined, userAgent: undefined })
+})
+
+t.test('a client that sends no User-Agent is recorded without one', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  // node:http sends no User-Agent of its own (inject() and fetch() do).
+  const status = await new Promise<number | undefined>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/login', headers: { 'content-type': 'application/json' } },
+      (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)) })
+    req.on('error', reject)
+    req.end(JSON.stringify({ user: 'agentless' }))
+  })
+  t.equal(status, 200)
+  t.match(await app.sessions.getAll('agentless'), [{ userAgent: undefined, ip: '127.0.0.1' }])
 })
 
 t.test('delete one session; with a userId only if it is theirs', async (t) => {

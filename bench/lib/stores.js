@@ -7,19 +7,14 @@ export function storeContext () {
   return { clock: Date.now, log: silentLog, maxSessionsPerUser: 100 }
 }
 
-/**
- * Builds a registered store by name. The package exports the memory store's factory; a store
- * that exports none (yet) is built through the registry, the way the plugin builds it.
- */
+/** Builds a registered store by name, through the factory the package exports for it (`memoryStore`, `redisStore`, ...). */
 export async function openStore (name, options) {
   const pkg = await import('fastify-user-sessions')
   if (!pkg.knownStores().includes(name)) return { unavailable: `store '${name}' is not registered` }
   const camel = name.replace(/-(.)/g, (_, c) => c.toUpperCase())
   const factory = pkg[`${camel}Store`]
-  if (typeof factory === 'function') return { store: factory(options, storeContext()) }
-  // Internal module of the build; the same module instance the package registered its stores in.
-  const registry = await import(new URL('../../dist/stores/registry.js', import.meta.url).href)
-  return { store: registry.resolveStore(name, options, storeContext()) }
+  if (typeof factory !== 'function') return { unavailable: `the package exports no ${camel}Store factory` }
+  return { store: factory(options, storeContext()) }
 }
 
 /** Random session ids and secret hashes, cut from large random buffers (1M of them stay cheap). */
