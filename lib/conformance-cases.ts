@@ -258,6 +258,10 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     assert.equal(await store.get(short.id), undefined)
     assert.deepEqual(ids(await store.getAll('alice')), ids([long, fresh]))
   }, 2],
+  ['close-twice', 'close() twice is harmless (the suite closes the store once more after the case)', async ({ store }) => {
+    await store.close?.()
+    await store.close?.()
+  }],
   ['poisoning', 'stored data cannot poison prototypes', async ({ store, add, patch }) => {
     const evil = JSON.parse('{"__proto__":{"polluted":true},"ok":1}') as Record<string, unknown>
     const s = await add('alice', { data: { evil } })
