@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import type { ConformanceOptions } from './conformance.js'
+import { HOUR, MINUTE, nullProto } from './conformance-shared.js'
 import { secretMatches } from './ids.js'
 import type { SessionPatch, SessionStore, StoredSession } from './stores/store.js'
 
@@ -15,13 +16,6 @@ export interface Fixture {
   /** Stores a new session; asserts that the insert succeeded. */
   add: (userId?: string, changes?: Partial<StoredSession>) => Promise<StoredSession>
   patch: (changes?: Partial<SessionPatch>) => SessionPatch
-}
-
-export const MINUTE = 60_000
-export const HOUR = 60 * MINUTE
-
-export function nullProto (values: Record<string, unknown> = {}): Record<string, unknown> {
-  return Object.assign(Object.create(null) as Record<string, unknown>, values)
 }
 
 function ids (sessions: StoredSession[]): string[] {
