@@ -85,3 +85,4 @@ export function runConformance (test: TestFunction, options: ConformanceOptions)
 }
 
 export { runStatelessConformance, statelessConformanceCases, type StatelessConformanceOptions } from './conformance-stateless.js'
+export { runRevocationConformance, revocationConformanceCases, type RevocationConformanceOptions } from './conformance-revocation.js'
