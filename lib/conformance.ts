@@ -10,6 +10,9 @@ import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './
 //   import { test } from 'node:test'
 //   import { runConformance } from 'fastify-user-sessions/conformance'
 //   runConformance(test, { createStore: (context) => new MyStore(context) })
+//
+// Beside it, the suites of the other contracts: runStatelessConformance (conformance-stateless.ts)
+// and runRevocationConformance (conformance-revocation.ts).
 
 export interface ConformanceOptions {
   /**
