@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import type { ConformanceOptions } from './conformance.js'
+import { HOUR, MINUTE, nullProto } from './conformance-shared.js'
 import { secretMatches } from './ids.js'
 import type { SessionPatch, SessionStore, StoredSession } from './stores/store.js'
 
@@ -15,13 +16,6 @@ export interface Fixture {
   /** Stores a new session; asserts that the insert succeeded. */
   add: (userId?: string, changes?: Partial<StoredSession>) => Promise<StoredSession>
   patch: (changes?: Partial<SessionPatch>) => SessionPatch
-}
-
-export const MINUTE = 60_000
-export const HOUR = 60 * MINUTE
-
-export function nullProto (values: Record<string, unknown> = {}): Record<string, unknown> {
-  return Object.assign(Object.create(null) as Record<string, unknown>, values)
 }
 
 function ids (sessions: StoredSession[]): string[] {
@@ -258,6 +252,10 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     assert.equal(await store.get(short.id), undefined)
     assert.deepEqual(ids(await store.getAll('alice')), ids([long, fresh]))
   }, 2],
+  ['close-twice', 'close() twice is harmless (the suite closes the store once more after the case)', async ({ store }) => {
+    await store.close?.()
+    await store.close?.()
+  }],
   ['poisoning', 'stored data cannot poison prototypes', async ({ store, add, patch }) => {
     const evil = JSON.parse('{"__proto__":{"polluted":true},"ok":1}') as Record<string, unknown>
     const s = await add('alice', { data: { evil } })

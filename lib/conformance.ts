@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import type { FastifyBaseLogger } from 'fastify'
-import { cases, HOUR, nullProto, type Fixture } from './conformance-cases.js'
+import { cases, type Fixture } from './conformance-cases.js'
+import { HOUR, nullProto, silentLog } from './conformance-shared.js'
 import { hashSecret, newSecret, newSessionId } from './ids.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './stores/store.js'
 
@@ -10,6 +10,9 @@ import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './
 //   import { test } from 'node:test'
 //   import { runConformance } from 'fastify-user-sessions/conformance'
 //   runConformance(test, { createStore: (context) => new MyStore(context) })
+//
+// Beside it, the suites of the other contracts: runStatelessConformance (conformance-stateless.ts)
+// and runRevocationConformance (conformance-revocation.ts).
 
 export interface ConformanceOptions {
   /**
@@ -33,20 +36,6 @@ export interface ConformanceCase {
 }
 
 export type TestFunction = (title: string, fn: () => Promise<void>) => unknown
-
-// Every method, child() included, is this one function.
-const quiet = (): FastifyBaseLogger => silentLog
-const silentLog = {
-  level: 'silent',
-  fatal: quiet,
-  error: quiet,
-  warn: quiet,
-  info: quiet,
-  debug: quiet,
-  trace: quiet,
-  silent: quiet,
-  child: quiet
-} as unknown as FastifyBaseLogger
 
 async function withFixture (options: ConformanceOptions, name: string, maxSessionsPerUser: number,
   fn: (f: Fixture) => Promise<void>): Promise<void> {
@@ -97,3 +86,6 @@ export function conformanceCases (options: ConformanceOptions): ConformanceCase[
 export function runConformance (test: TestFunction, options: ConformanceOptions): void {
   for (const c of conformanceCases(options)) test(c.title, c.run)
 }
+
+export { runStatelessConformance, statelessConformanceCases, type StatelessConformanceOptions } from './conformance-stateless.js'
+export { runRevocationConformance, revocationConformanceCases, type RevocationConformanceOptions } from './conformance-revocation.js'
