@@ -38,10 +38,10 @@ const QUICK = {
   duration: 0.5,
   warmup: 0,
   connections: 16,
-  sessions: 1000,
-  redisCostRequests: 300,
+  sessions: 200, // seeding 1,000 sessions into each of the servers is most of a quick run
+  redisCostRequests: 100,
   getAll: { sizes: [1000, 10_000], calls: 20, scanCalls: 2, budgetMs: 2000 },
-  memory: { storeSizes: [10_000], loggedIn: 50_000, appSize: 1000, cookieless: 1000 },
+  memory: { storeSizes: [10_000], loggedIn: 10_000, appSize: 1000, cookieless: 1000 },
   limitSeconds: 170
 }
 const FULL = {
@@ -189,6 +189,7 @@ async function main () {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     rounds: config.rounds,
     duration: config.duration,
+    sessions: config.sessions,
     connections: config.connections
   }
   const redis = await startRedis().catch((err) => ({ unavailable: `Redis: ${err.message}` }))

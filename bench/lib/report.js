@@ -3,14 +3,14 @@ import { bareKey, byName, cells as cellList, key, MODES, REDIS_COST_SCENARIOS } 
 import { fmtBytes, fmtInt, fmtMicros, fmtNum, fmtRange, fmtRatio, median, pct, spread } from './stats.js'
 import { addedCpu, evaluateTargets, fmtSize, pairedRatios } from './targets.js'
 
-const MODE_LABEL = { hot: '1 (hot)', spread: '1,000' }
-const COOKIES_LABEL = { hot: '1 cookie', spread: '1,000 cookies' }
-
 function row (cells) {
   return '| ' + cells.join(' | ') + ' |'
 }
 
 export function mainTable (run) {
+  const n = fmtInt(run.meta.sessions ?? 1000)
+  const sessionsLabel = { hot: '1 (hot)', spread: n }
+  const cookiesLabel = { hot: '1 cookie', spread: `${n} cookies` }
   const lines = [
     row(['scenario', 'route', 'sessions', 'req/s median (min–max)', '× bare', '× peer', '× floor', 'p50 ms', 'p99 ms',
       'server CPU µs/req (min–max)', '+CPU over bare', 'errors']),
@@ -20,7 +20,7 @@ export function mainTable (run) {
     const k = key(c.scenario, c.route, c.mode)
     const cell = run.cells[k]
     const s = byName[c.scenario]
-    const sessions = s.sessions === false ? `– (${COOKIES_LABEL[c.mode]})` : MODE_LABEL[c.mode]
+    const sessions = s.sessions === false ? `– (${cookiesLabel[c.mode]})` : sessionsLabel[c.mode]
     const head = [s.label, c.route, sessions]
     if (cell === undefined || cell.status !== 'ok') {
       lines.push(row([...head, cell?.note ?? 'n/a (not run)', '', '', '', '', '', '', '', '']))
@@ -183,7 +183,7 @@ export function report (run) {
     '',
     redisCostTable(run),
     '',
-    `${run.redisCost?.requests ?? '–'} requests one at a time over the 1,000 sessions, between two \`INFO\` snapshots. Round trips are Redis's \`total_reads_processed\`; commands are \`INFO commandstats\` calls, which count the commands a script runs as well as the script itself.`,
+    `${run.redisCost?.requests ?? '–'} requests one at a time over the ${fmtInt(m.sessions ?? 1000)} sessions, between two \`INFO\` snapshots. Round trips are Redis's \`total_reads_processed\`; commands are \`INFO commandstats\` calls, which count the commands a script runs as well as the script itself.`,
     '',
     '## `getAll(userId)`: a user with 10 sessions among many',
     '',

@@ -32,6 +32,11 @@ export const ROUTES = [
 /** 'hot': every connection on one session; 'spread': the sessions spread over the connections. */
 export const MODES = ['hot', 'spread']
 
+/** How a mode is named in the report, for a run that spread `sessions` sessions. */
+export function modeLabel (mode, sessions = 1000) {
+  return mode === 'hot' ? 'one hot session' : `${sessions.toLocaleString('en-US')} sessions`
+}
+
 export const byName = Object.fromEntries(SCENARIOS.map((s) => [s.name, s]))
 
 /** The cells of the main table, in the order they run within a round (A B C ... A B C ...). */

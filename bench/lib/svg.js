@@ -1,5 +1,5 @@
 // The main table as a bar chart: hand-written SVG, no library, no network.
-import { byName, cells as cellList, key, ROUTES } from './scenarios.js'
+import { byName, cells as cellList, key, modeLabel, ROUTES } from './scenarios.js'
 import { fmtInt, range } from './stats.js'
 
 const WIDTH = 1000
@@ -26,7 +26,7 @@ export function chart (run) {
   for (const mode of ['hot', 'spread']) {
     for (const route of ROUTES) {
       const rows = cellList().filter((c) => c.route === route.name && c.mode === mode)
-      groups.push({ title: `${route.name} route, ${mode === 'hot' ? 'one hot session' : '1,000 sessions'}`, rows: rows.map((c) => ({ ...c, k: key(c.scenario, c.route, c.mode) })) })
+      groups.push({ title: `${route.name} route, ${modeLabel(mode, run.meta.sessions)}`, rows: rows.map((c) => ({ ...c, k: key(c.scenario, c.route, c.mode) })) })
     }
   }
   let max = 0

@@ -1,9 +1,8 @@
 // Whether each target of the issue is met, from the figures of one run.
-import { bareKey, byName, key, MODES, RPS_TARGETS, TARGETS } from './scenarios.js'
+import { bareKey, byName, key, modeLabel, MODES, RPS_TARGETS, TARGETS } from './scenarios.js'
 import { fmtBytes, fmtMicros, fmtRatio, median } from './stats.js'
 
 const ROUTE_NAMES = ['write', 'read']
-const MODE_LABEL = { hot: 'one hot session', spread: '1,000 sessions' }
 
 /** Per-round ratios of one cell's figure to another cell's, rounds paired. */
 export function pairedRatios (cells, a, b, field = 'rps') {
@@ -37,6 +36,7 @@ function verdict (measured, goal, atMost) {
 
 export function evaluateTargets (run) {
   const { cells } = run
+  const MODE_LABEL = { hot: modeLabel('hot'), spread: modeLabel('spread', run.meta.sessions) }
   const list = []
   const add = (name, measured, goal, atMost, fmt = fmtRatio, note = '') => {
     list.push({ name, measured: measured === null ? '–' : fmt(measured), goal: (atMost ? '≤ ' : '≥ ') + fmt(goal), met: verdict(measured, goal, atMost), note })
