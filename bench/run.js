@@ -40,8 +40,8 @@ const QUICK = {
   connections: 16,
   sessions: 200, // seeding 1,000 sessions into each of the servers is most of a quick run
   redisCostRequests: 100,
-  getAll: { sizes: [1000, 10_000], calls: 20, scanCalls: 2, budgetMs: 2000 },
-  memory: { storeSizes: [10_000], loggedIn: 10_000, appSize: 1000, cookieless: 1000 },
+  getAll: { sizes: [1000, 5000], calls: 20, scanCalls: 2, budgetMs: 2000 },
+  memory: { storeSizes: [5000], loggedIn: 5000, appSize: 300, cookieless: 300 },
   limitSeconds: 170
 }
 const FULL = {
