@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import session from 'fastify-user-sessions'
+import session, { userKey } from 'fastify-user-sessions'
 import { counterRoutes, SECRET } from './lib/routes.js'
 import { Ids, openStore, record } from './lib/stores.js'
 
@@ -27,6 +27,27 @@ async function storeBytes (size) {
   if (store.stats().sessions !== size) throw new Error(`the store holds ${store.stats().sessions} sessions, not ${size}`)
   await store.close()
   return { size, bytes: (after - before) / size }
+}
+
+/**
+ * Ours, with `users` users logged in with one session each, inserted through the store API as
+ * login() makes them: a user-bound id, no data carried over, a user agent and an address.
+ * The per-user index is part of the figure.
+ */
+async function loggedInBytes (users) {
+  const ids = new Ids()
+  const { store } = await openStore('memory', { maxSessions: users + 1000 })
+  const before = heap()
+  const now = Date.now()
+  for (let i = 0; i < users; i++) {
+    const userId = String(1_000_000 + i)
+    await store.insert(record(ids, { userId, userKey: userKey(userId), data: {}, now }))
+  }
+  const after = heap()
+  const { sessions, users: indexed } = store.stats()
+  if (sessions !== users || indexed !== users) throw new Error(`the store holds ${sessions} sessions of ${indexed} users, not ${users}`)
+  await store.close()
+  return { users, bytes: (after - before) / users }
 }
 
 async function oursApp () {
@@ -98,6 +119,7 @@ const send = process.send?.bind(process) ?? ((msg) => console.log(JSON.stringify
 try {
   const store = []
   for (const size of opts.storeSizes) store.push(await storeBytes(size))
+  const loggedIn = await loggedInBytes(opts.loggedIn)
   // Sessions created through the apps by the write route, one per cookieless request.
   const app = []
   for (const [label, build] of [["ours, 'memory', sessions created by requests", oursApp], ['@fastify/session, MemoryStore, sessions created by requests', peerApp]]) {
@@ -107,7 +129,7 @@ try {
   // Cookieless reads.
   const ours = await cookieless(oursApp, 'GET', opts.cookieless)
   const peer = await cookieless(peerApp, 'GET', opts.cookieless)
-  send({ store, app, cookieless: { requests: opts.cookieless, ours, peer } })
+  send({ store, loggedIn, app, cookieless: { requests: opts.cookieless, ours, peer } })
 } catch (err) {
   send({ error: err.stack })
 }

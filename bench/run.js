@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --rounds N --duration S --connections C --only a,b --no-1m --out DIR]
+// npm run bench [-- --quick] [-- --rounds N --duration S --connections C --only a,b --no-1m --skip-extras --out DIR]
 // npm run bench -- --profile ours-memory [--route read|write]
 // Every server runs in its own process on 127.0.0.1; autocannon loads them in turn, interleaved
 // over several rounds; the report goes to stdout, <out>/latest.md and <out>/chart.svg.
@@ -13,7 +13,7 @@ import { dummyCookie, load, seedSessions, sequential } from './lib/load.js'
 import { killAll, runScript, startServer } from './lib/procs.js'
 import { counters, perRequest, startRedis } from './lib/redis.js'
 import { report } from './lib/report.js'
-import { cells as cellList, key, SCENARIOS } from './lib/scenarios.js'
+import { byName, cells as cellList, key, REDIS_COST_SCENARIOS, SCENARIOS } from './lib/scenarios.js'
 import { fmtInt, fmtNum } from './lib/stats.js'
 import { chart } from './lib/svg.js'
 import { profileScenario } from './lib/profiling.js'
@@ -38,10 +38,10 @@ const QUICK = {
   duration: 0.5,
   warmup: 0,
   connections: 16,
-  sessions: 1000,
-  redisCostRequests: 300,
-  getAll: { sizes: [1000, 10_000], calls: 20, scanCalls: 2, budgetMs: 2000 },
-  memory: { storeSizes: [10_000], appSize: 1000, cookieless: 1000 },
+  sessions: 200, // seeding 1,000 sessions into each of the servers is most of a quick run
+  redisCostRequests: 100,
+  getAll: { sizes: [1000, 5000], calls: 20, scanCalls: 2, budgetMs: 2000 },
+  memory: { storeSizes: [5000], loggedIn: 5000, appSize: 300, cookieless: 300 },
   limitSeconds: 170
 }
 const FULL = {
@@ -52,7 +52,7 @@ const FULL = {
   sessions: 1000,
   redisCostRequests: 5000,
   getAll: { sizes: [10_000, 100_000, 1_000_000], calls: 200, scanCalls: 5, budgetMs: 20_000 },
-  memory: { storeSizes: [100_000, 1_000_000], appSize: 50_000, cookieless: 20_000 },
+  memory: { storeSizes: [100_000, 1_000_000], loggedIn: 50_000, appSize: 50_000, cookieless: 20_000 },
   limitSeconds: 3600
 }
 const config = { ...(args.quick ? QUICK : FULL) }
@@ -61,7 +61,10 @@ if (args.duration !== undefined) config.duration = Number(args.duration)
 if (args.connections !== undefined) config.connections = Number(args.connections)
 if (args['no-1m']) config.getAll = { ...config.getAll, sizes: config.getAll.sizes.filter((n) => n < 1_000_000) }
 if (args['no-1m']) config.memory = { ...config.memory, storeSizes: config.memory.storeSizes.filter((n) => n < 1_000_000) }
-const only = args.only?.split(',')
+// bare Fastify and the floors of the scenarios selected always run: the ratios need them.
+const only = args.only === undefined
+  ? undefined
+  : [...new Set(args.only.split(',').flatMap((name) => [name, ...(byName[name]?.floors ?? [])]))]
 const outDir = args.out !== undefined ? resolve(args.out) : fileURLToPath(new URL(args.quick ? './results/quick.tmp/' : './results/', import.meta.url))
 
 const t0 = performance.now()
@@ -161,7 +164,7 @@ function loadCell (server, c, extra) {
 
 async function redisCost (redis, servers) {
   const out = { requests: config.redisCostRequests }
-  for (const name of ['ours-redis', 'fastify-session-redis']) {
+  for (const name of REDIS_COST_SCENARIOS) {
     const server = servers[name]
     if (server === undefined) { out[name] = { note: 'n/a (not running)' }; continue }
     out[name] = {}
@@ -186,6 +189,7 @@ async function main () {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     rounds: config.rounds,
     duration: config.duration,
+    sessions: config.sessions,
     connections: config.connections
   }
   const redis = await startRedis().catch((err) => ({ unavailable: `Redis: ${err.message}` }))
@@ -222,7 +226,7 @@ async function main () {
     if (redis.unavailable === undefined) {
       log('Redis cost per request')
       run.redisCost = await redisCost(redis, servers)
-    } else run.redisCost = { 'ours-redis': { note: `n/a (${redis.unavailable})` }, 'fastify-session-redis': { note: `n/a (${redis.unavailable})` } }
+    } else run.redisCost = Object.fromEntries(REDIS_COST_SCENARIOS.map((name) => [name, { note: `n/a (${redis.unavailable})` }]))
   }
   for (const server of Object.values(servers)) await server.stop()
 

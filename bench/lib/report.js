@@ -1,40 +1,42 @@
 // The markdown report: the main table, the targets, and the side measurements.
-import { bareKey, byName, cells as cellList, key, MODES } from './scenarios.js'
+import { bareKey, byName, cells as cellList, key, MODES, REDIS_COST_SCENARIOS } from './scenarios.js'
 import { fmtBytes, fmtInt, fmtMicros, fmtNum, fmtRange, fmtRatio, median, pct, spread } from './stats.js'
 import { addedCpu, evaluateTargets, fmtSize, pairedRatios } from './targets.js'
-
-const MODE_LABEL = { hot: '1 (hot)', spread: '1,000' }
-const COOKIES_LABEL = { hot: '1 cookie', spread: '1,000 cookies' }
 
 function row (cells) {
   return '| ' + cells.join(' | ') + ' |'
 }
 
 export function mainTable (run) {
+  const n = fmtInt(run.meta.sessions ?? 1000)
+  const sessionsLabel = { hot: '1 (hot)', spread: n }
+  const cookiesLabel = { hot: '1 cookie', spread: `${n} cookies` }
   const lines = [
-    row(['scenario', 'route', 'sessions', 'req/s median (min–max)', '× bare', '× peer', 'p50 ms', 'p99 ms',
+    row(['scenario', 'route', 'sessions', 'req/s median (min–max)', '× bare', '× peer', '× floor', 'p50 ms', 'p99 ms',
       'server CPU µs/req (min–max)', '+CPU over bare', 'errors']),
-    row(Array(11).fill('---'))
+    row(Array(12).fill('---'))
   ]
   for (const c of cellList()) {
     const k = key(c.scenario, c.route, c.mode)
     const cell = run.cells[k]
     const s = byName[c.scenario]
-    const sessions = s.sessions === false ? `– (${COOKIES_LABEL[c.mode]})` : MODE_LABEL[c.mode]
+    const sessions = s.sessions === false ? `– (${cookiesLabel[c.mode]})` : sessionsLabel[c.mode]
     const head = [s.label, c.route, sessions]
     if (cell === undefined || cell.status !== 'ok') {
-      lines.push(row([...head, cell?.note ?? 'n/a (not run)', '', '', '', '', '', '', '']))
+      lines.push(row([...head, cell?.note ?? 'n/a (not run)', '', '', '', '', '', '', '', '']))
       continue
     }
     const samples = cell.samples
     const vsBare = c.scenario === 'bare' ? null : median(pairedRatios(run.cells, k, bareKey(c.route, c.mode)))
     const vsPeer = s.peer === undefined ? null : median(pairedRatios(run.cells, k, key(s.peer, c.route, c.mode)))
+    const vsFloors = (s.floors ?? []).map((f) => `${fmtRatio(median(pairedRatios(run.cells, k, key(f, c.route, c.mode))))} ${byName[f].short}`)
     const added = c.scenario === 'bare' ? null : addedCpu(run.cells, k, c.route, c.mode)
     lines.push(row([
       ...head,
       fmtRange(samples.map((x) => x.rps)),
       c.scenario === 'bare' ? '1.00×' : fmtRatio(vsBare),
       s.peer === undefined ? '' : fmtRatio(vsPeer),
+      vsFloors.join(', '),
       fmtNum(median(samples.map((x) => x.p50)), 2),
       fmtNum(median(samples.map((x) => x.p99)), 2),
       fmtRange(samples.map((x) => x.cpuUsPerReq), (v) => fmtNum(v, 1)),
@@ -56,7 +58,7 @@ function targetsTable (run) {
 
 function redisCostTable (run) {
   const lines = [row(['scenario', 'route', 'round trips / request', 'commands / request', 'commands (per request)']), row(Array(5).fill('---'))]
-  for (const name of ['ours-redis', 'fastify-session-redis']) {
+  for (const name of REDIS_COST_SCENARIOS) {
     const cost = run.redisCost?.[name]
     for (const route of ['write', 'read']) {
       const c = cost?.[route]
@@ -105,7 +107,11 @@ function memoryTables (run) {
   const m = run.memory
   if (m === undefined) return '_not measured_'
   const lines = [row(['what', 'sessions', 'heap per session']), row(['---', '---', '---'])]
-  for (const r of m.store) lines.push(row(["ours, 'memory' store, filled through the store API", fmtInt(r.size), fmtBytes(r.bytes)]))
+  for (const r of m.store) lines.push(row(["ours, 'memory' store, anonymous sessions holding `{ counter }`, filled through the store API", fmtInt(r.size), fmtBytes(r.bytes)]))
+  if (m.loggedIn !== undefined) {
+    lines.push(row([`ours, 'memory' store, logged-in sessions (${fmtInt(m.loggedIn.users)} users, one session each, per-user index included), inserted through the store API`,
+      fmtInt(m.loggedIn.users), fmtBytes(m.loggedIn.bytes)]))
+  }
   for (const r of m.app) lines.push(row([r.label, fmtInt(r.size), fmtBytes(r.bytes)]))
   const cl = m.cookieless
   lines.push('', row(['cookieless requests', 'requests', 'sessions stored', 'heap growth per request']), row(Array(4).fill('---')))
@@ -165,7 +171,7 @@ export function report (run) {
     '',
     mainTable(run),
     '',
-    'Ratios are medians of per-round ratios (rounds paired). "× peer" compares ours on \'memory\' with @fastify/session\'s MemoryStore, on \'redis\' with @fastify/session + connect-redis, on \'cookie\' with @fastify/secure-session. Server CPU is utime + stime of the server process from /proc, divided by the requests served; "+CPU over bare" subtracts bare Fastify\'s figure on the same route.',
+    'Ratios are medians of per-round ratios (rounds paired). "× peer" compares ours on \'memory\' with @fastify/session\'s MemoryStore, on \'redis\' with @fastify/session + connect-redis, on \'cookie\' with @fastify/secure-session. "× floor" compares a session in memory with the hand-written floors (a signed cookie and a Map; an `id.secret` cookie and a Map of SHA-256 hashes), one on Redis with the hand-written signed cookie on Redis (`GET`, `SET … PX`), one in the cookie with @fastify/secure-session; the floors are in bench/server.js. Server CPU is utime + stime of the server process from /proc, divided by the requests served; "+CPU over bare" subtracts bare Fastify\'s figure on the same route.',
     '',
     calibration(run),
     '',
@@ -177,7 +183,7 @@ export function report (run) {
     '',
     redisCostTable(run),
     '',
-    `${run.redisCost?.requests ?? '–'} requests one at a time over the 1,000 sessions, between two \`INFO\` snapshots. Round trips are Redis's \`total_reads_processed\`; commands are \`INFO commandstats\` calls, which count the commands a script runs as well as the script itself.`,
+    `${run.redisCost?.requests ?? '–'} requests one at a time over the ${fmtInt(m.sessions ?? 1000)} sessions, between two \`INFO\` snapshots. Round trips are Redis's \`total_reads_processed\`; commands are \`INFO commandstats\` calls, which count the commands a script runs as well as the script itself.`,
     '',
     '## `getAll(userId)`: a user with 10 sessions among many',
     '',

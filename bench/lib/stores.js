@@ -43,13 +43,14 @@ export class Ids {
   }
 }
 
-/** A stored session as the plugin makes one, holding a small object. */
-export function record (ids, { userKey, userId, counter = 1, now = Date.now() } = {}) {
+/** A stored session as the plugin makes one, holding a small object (`data`, `{ counter }` by default). */
+export function record (ids, { userKey, userId, counter = 1, data = { counter }, now = Date.now() } = {}) {
   return {
-    id: userKey === undefined ? ids.random() : `${userKey}.${ids.random()}`,
+    // Concatenated, as lib/ids.ts's newSessionId builds a user's session id.
+    id: userKey === undefined ? ids.random() : userKey + '.' + ids.random(),
     secretHash: ids.hash(),
     userId,
-    data: { counter },
+    data,
     createdAt: now,
     lastSeenAt: now,
     expiresAt: now + 86_400_000,

@@ -1,5 +1,5 @@
 // The main table as a bar chart: hand-written SVG, no library, no network.
-import { byName, cells as cellList, key, ROUTES } from './scenarios.js'
+import { byName, cells as cellList, key, modeLabel, ROUTES } from './scenarios.js'
 import { fmtInt, range } from './stats.js'
 
 const WIDTH = 1000
@@ -9,7 +9,7 @@ const CPU_X = LABEL_W + BAR_W + 110
 const CPU_W = 220 // CPU per request column
 const BAR_H = 16
 const GAP = 6
-const COLORS = { bare: '#8c8c8c', ours: '#1f6fd1', peer: '#e07b24' }
+const COLORS = { bare: '#8c8c8c', floor: '#3b9a57', ours: '#1f6fd1', peer: '#e07b24' }
 
 function esc (text) {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
@@ -17,6 +17,7 @@ function esc (text) {
 
 function colorOf (name) {
   if (name.startsWith('bare')) return COLORS.bare
+  if (name.startsWith('floor-')) return COLORS.floor
   return name.startsWith('ours-') ? COLORS.ours : COLORS.peer
 }
 
@@ -25,7 +26,7 @@ export function chart (run) {
   for (const mode of ['hot', 'spread']) {
     for (const route of ROUTES) {
       const rows = cellList().filter((c) => c.route === route.name && c.mode === mode)
-      groups.push({ title: `${route.name} route, ${mode === 'hot' ? 'one hot session' : '1,000 sessions'}`, rows: rows.map((c) => ({ ...c, k: key(c.scenario, c.route, c.mode) })) })
+      groups.push({ title: `${route.name} route, ${modeLabel(mode, run.meta.sessions)}`, rows: rows.map((c) => ({ ...c, k: key(c.scenario, c.route, c.mode) })) })
     }
   }
   let max = 0
@@ -83,6 +84,7 @@ export function chart (run) {
     `<rect x="10" y="${height - 22}" width="12" height="12" fill="${COLORS.ours}"/><text x="28" y="${height - 12}" class="label">ours</text>`,
     `<rect x="80" y="${height - 22}" width="12" height="12" fill="${COLORS.peer}"/><text x="98" y="${height - 12}" class="label">peers</text>`,
     `<rect x="150" y="${height - 22}" width="12" height="12" fill="${COLORS.bare}"/><text x="168" y="${height - 12}" class="label">bare Fastify</text>`,
+    `<rect x="270" y="${height - 22}" width="12" height="12" fill="${COLORS.floor}"/><text x="288" y="${height - 12}" class="label">floors (hand-written sessions)</text>`,
     '</svg>',
     ''
   ].join('\n')

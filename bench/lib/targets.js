@@ -1,9 +1,8 @@
 // Whether each target of the issue is met, from the figures of one run.
-import { bareKey, byName, key, MODES, TARGETS } from './scenarios.js'
+import { bareKey, byName, key, modeLabel, MODES, RPS_TARGETS, TARGETS } from './scenarios.js'
 import { fmtBytes, fmtMicros, fmtRatio, median } from './stats.js'
 
 const ROUTE_NAMES = ['write', 'read']
-const MODE_LABEL = { hot: 'one hot session', spread: '1,000 sessions' }
 
 /** Per-round ratios of one cell's figure to another cell's, rounds paired. */
 export function pairedRatios (cells, a, b, field = 'rps') {
@@ -37,6 +36,7 @@ function verdict (measured, goal, atMost) {
 
 export function evaluateTargets (run) {
   const { cells } = run
+  const MODE_LABEL = { hot: modeLabel('hot'), spread: modeLabel('spread', run.meta.sessions) }
   const list = []
   const add = (name, measured, goal, atMost, fmt = fmtRatio, note = '') => {
     list.push({ name, measured: measured === null ? '–' : fmt(measured), goal: (atMost ? '≤ ' : '≥ ') + fmt(goal), met: verdict(measured, goal, atMost), note })
@@ -54,17 +54,10 @@ export function evaluateTargets (run) {
       }
     }
   }
-  for (const mode of MODES) {
-    for (const route of ROUTE_NAMES) {
-      const goal = route === 'read' ? TARGETS.memoryReadVsBare : TARGETS.memoryWriteVsBare
-      add(`req/s: ours, 'memory' ÷ bare Fastify, ${route}, ${MODE_LABEL[mode]}`,
-        median(pairedRatios(cells, key('ours-memory', route, mode), bareKey(route, mode))), goal, false)
-    }
-  }
-  for (const mode of MODES) {
-    for (const route of ROUTE_NAMES) {
-      add(`req/s: ours, 'redis' ÷ @fastify/session + connect-redis, ${route}, ${MODE_LABEL[mode]}`,
-        median(pairedRatios(cells, key('ours-redis', route, mode), key('fastify-session-redis', route, mode))), TARGETS.redisVsPeer, false)
+  for (const { ours, vs, route, goal } of RPS_TARGETS) {
+    for (const mode of MODES) {
+      add(`req/s: ${byName[ours].label} ÷ ${byName[vs].label}, ${route}, ${MODE_LABEL[mode]}`,
+        median(pairedRatios(cells, key(ours, route, mode), key(vs, route, mode))), goal, false)
     }
   }
   const cost = run.redisCost?.['ours-redis']
@@ -75,6 +68,9 @@ export function evaluateTargets (run) {
   for (const row of run.memory?.store ?? []) {
     add(`memory store heap per session at ${row.size.toLocaleString('en-US')} sessions`, row.bytes, TARGETS.memoryBytesPerSession, true, fmtBytes)
   }
+  const loggedIn = run.memory?.loggedIn
+  add(`memory store heap per logged-in session, ${loggedIn?.users.toLocaleString('en-US') ?? '–'} users with one session each, per-user index included`,
+    loggedIn?.bytes ?? null, TARGETS.memoryBytesPerLoggedInSession, true, fmtBytes)
   const cl = run.memory?.cookieless
   if (cl !== undefined) {
     list.push({

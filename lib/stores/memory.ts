@@ -39,10 +39,30 @@ const SWEEP_CHUNK = 10_000
 const INTERN_LIMIT = 10_000
 const EVICTION_LOG_INTERVAL = 60_000
 const LRU_RESOLUTION = 1000
+const EMPTY_DATA = '{}'
+
+/**
+ * `value`, made a flat string for the garbage collector to keep. An id built by
+ * concatenation (`userKey + '.' + random`) is a tree of three strings and two cons cells,
+ * about 80 bytes more than its flat copy; reading a character flattens it in place, and the
+ * collector then keeps only the flat string.
+ */
+function flat (value: string): string {
+  value.charCodeAt(0)
+  return value
+}
+
+/** The JSON of a session's data; the empty object's is one shared string. */
+function stringify (data: Record<string, unknown>): string {
+  const json = JSON.stringify(data)
+  return json === EMPTY_DATA ? EMPTY_DATA : json
+}
 
 class Table {
   readonly sessions = new Map<string, Entry>()
-  readonly users = new Map<string, Set<string>>()
+  // A user's session id, or a Set of them when the user has several: most users have one,
+  // and a Set costs about 150 bytes.
+  readonly users = new Map<string, string | Set<string>>()
   readonly #interned = new Map<string, string>()
   evictions = 0
   refs = 0
@@ -71,23 +91,42 @@ class Table {
     return value
   }
 
+  /** The ids of a user's sessions, a copy that removals do not disturb. */
+  idsOf (userId: string): string[] {
+    const ids = this.users.get(userId)
+    if (ids === undefined) return []
+    return typeof ids === 'string' ? [ids] : [...ids]
+  }
+
   remove (id: string, entry: Entry): void {
     this.sessions.delete(id)
-    if (entry.userId === undefined) return
-    const ids = this.users.get(entry.userId) as Set<string>
+    const userId = entry.userId
+    if (userId === undefined) return
+    const ids = this.users.get(userId) as string | Set<string>
+    if (typeof ids === 'string') {
+      this.users.delete(userId)
+      return
+    }
     ids.delete(id)
-    if (ids.size === 0) this.users.delete(entry.userId)
+    if (ids.size === 1) this.users.set(userId, ids.values().next().value as string)
   }
 
   add (id: string, entry: Entry): void {
     this.sessions.set(id, entry)
-    if (entry.userId === undefined) return
-    let ids = this.users.get(entry.userId)
-    if (ids === undefined) {
-      ids = new Set()
-      this.users.set(entry.userId, ids)
-    }
-    ids.add(id)
+    const userId = entry.userId
+    if (userId === undefined) return
+    const ids = this.users.get(userId)
+    if (ids === undefined) this.users.set(userId, id)
+    else if (typeof ids === 'string') this.users.set(userId, new Set([ids, id]))
+    else ids.add(id)
+  }
+
+  /** The user id string the table already holds for this user, so that it is kept once. */
+  userIdOf (userId: string): string {
+    const ids = this.users.get(userId)
+    if (ids === undefined) return flat(userId)
+    const first = typeof ids === 'string' ? ids : ids.values().next().value as string
+    return (this.sessions.get(first) as Entry).userId as string
   }
 
   evict (id: string, entry: Entry): void {
@@ -225,10 +264,10 @@ export class MemoryStore implements SessionStore {
       if (table.sessions.size < table.maxSessions) break
       table.evict(id, entry)
     }
-    table.add(session.id, {
+    table.add(flat(session.id), {
       secretHash: session.secretHash,
-      userId: session.userId,
-      data: JSON.stringify(session.data),
+      userId: session.userId === undefined ? undefined : table.userIdOf(session.userId),
+      data: stringify(session.data),
       createdAt: session.createdAt,
       lastSeenAt: session.lastSeenAt,
       expiresAt: session.expiresAt,
@@ -242,13 +281,11 @@ export class MemoryStore implements SessionStore {
   /** At the per-user cap, evicts the user's least recently used sessions. */
   #makeRoomForUser (userId: string, now: number): void {
     const table = this.#table
-    const ids = table.users.get(userId)
-    if (ids === undefined) return
-    for (const id of [...ids]) {
+    for (const id of table.idsOf(userId)) {
       const entry = table.sessions.get(id) as Entry
       if (entry.expiresAt <= now) table.remove(id, entry)
     }
-    while (ids.size >= this.#maxPerUser) {
+    for (let ids = table.idsOf(userId); ids.length >= this.#maxPerUser; ids = table.idsOf(userId)) {
       let oldestId = ''
       let oldest: Entry | undefined
       for (const id of ids) {
@@ -268,7 +305,7 @@ export class MemoryStore implements SessionStore {
     const data = patch.clear ? {} : parseData(entry.data)
     for (const key of patch.unset) delete data[key]
     Object.assign(data, patch.set)
-    entry.data = JSON.stringify(data)
+    entry.data = stringify(data)
     entry.lastSeenAt = patch.lastSeenAt
     if (patch.expiresAt !== undefined) entry.expiresAt = patch.expiresAt
     return true
@@ -283,11 +320,9 @@ export class MemoryStore implements SessionStore {
 
   async getAll (userId: string): Promise<StoredSession[]> {
     const table = this.#table
-    const ids = table.users.get(userId)
-    if (ids === undefined) return []
     const now = this.#clock()
     const sessions: StoredSession[] = []
-    for (const id of [...ids]) {
+    for (const id of table.idsOf(userId)) {
       const entry = table.sessions.get(id) as Entry
       if (entry.expiresAt <= now) table.remove(id, entry)
       else sessions.push(toStored(id, entry))
@@ -297,11 +332,9 @@ export class MemoryStore implements SessionStore {
 
   async deleteAll (userId: string, except: readonly string[]): Promise<number> {
     const table = this.#table
-    const ids = table.users.get(userId)
-    if (ids === undefined) return 0
     const now = this.#clock()
     let deleted = 0
-    for (const id of [...ids]) {
+    for (const id of table.idsOf(userId)) {
       if (except.includes(id)) continue
       const entry = table.sessions.get(id) as Entry
       table.remove(id, entry)
