@@ -4,7 +4,7 @@ import { FST_SESSION_OPTION_INVALID } from './errors.js'
 
 // ChaCha20-Poly1305 (RFC 8439, 96-bit nonce, 128-bit tag) for the cookie store, from one of
 // two implementations that give the same bytes: libsodium through `sodium-native`, when the
-// application has it installed (an optional peer dependency, a prebuilt addon), or node:crypto.
+// application has it installed (an optional dependency, a prebuilt addon), or node:crypto.
 // libsodium seals or opens a cookie in one native call; node:crypto sets up a cipher object
 // per call, which costs two to three times as much (README, the cookie store's format).
 

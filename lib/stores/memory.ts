@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_SESSION_OPTION_INVALID } from '../errors.js'
+import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { parseData } from '../json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
@@ -174,21 +174,10 @@ class Table {
 
 const namedTables = new Map<string, Table>()
 
-function positiveInteger (options: MemoryStoreOptions, key: 'maxSessions' | 'sweepInterval', fallback: number): number {
-  const value = options[key] ?? fallback
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new FST_SESSION_OPTION_INVALID(`storeOptions.${key}`, 'must be a positive integer')
-  }
-  return value
-}
-
 function openTable (options: MemoryStoreOptions, context: StoreContext): { table: Table, name: string | undefined } {
-  const name = options.table
-  if (name !== undefined && (typeof name !== 'string' || name.length === 0)) {
-    throw new FST_SESSION_OPTION_INVALID('storeOptions.table', 'must be a non-empty string')
-  }
-  const maxSessions = positiveInteger(options, 'maxSessions', 100_000)
-  const sweepInterval = positiveInteger(options, 'sweepInterval', 60_000)
+  const name = nonEmptyString('storeOptions.table', options.table)
+  const maxSessions = positiveInteger('storeOptions.maxSessions', options.maxSessions, 100_000)
+  const sweepInterval = positiveInteger('storeOptions.sweepInterval', options.sweepInterval, 60_000)
   let table = name === undefined ? undefined : namedTables.get(name)
   if (table === undefined) {
     table = new Table(maxSessions, sweepInterval, context)
@@ -221,9 +210,8 @@ export class MemoryStore implements SessionStore {
   #closed = false
 
   constructor (options: MemoryStoreOptions, context: StoreContext) {
-    if (options === null || typeof options !== 'object') {
-      throw new FST_SESSION_OPTION_INVALID('storeOptions', 'must be an object')
-    }
+    optionsObject('storeOptions', options)
+    knownKeys(options, ['table', 'maxSessions', 'sweepInterval'], 'storeOptions.')
     const { table, name } = openTable(options, context)
     this.#table = table
     this.#name = name
