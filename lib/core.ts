@@ -1,6 +1,7 @@
 import { Signer } from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FST_SESSION_COOKIE_TOO_LARGE, FST_SESSION_ID_COLLISION, FST_SESSION_STORE_UNAVAILABLE } from './errors.js'
+import type { CookieAttributeOverrides } from './cookie-overrides.js'
 import { hashSecret, newSecret, newSessionId, parseToken, secretMatches } from './ids.js'
 import type { NormalizedOptions } from './options.js'
 import { isStateless, type SessionStore, type StatelessStore, type StoredSession } from './stores/store.js'
@@ -221,17 +222,19 @@ export class SessionCore {
     return revocation.revoke(record.id, record.createdAt + this.absoluteTtlMs)
   }
 
-  writeCookie (reply: FastifyReply, record: StoredSession, secret: string, data: Record<string, unknown>): void {
+  /** `overrides`: what `request.session.options()` accepted for this response (already checked). */
+  writeCookie (reply: FastifyReply, record: StoredSession, secret: string, data: Record<string, unknown>,
+    overrides?: CookieAttributeOverrides): void {
     const store = this.store
     const maxAge = Math.max(0, Math.ceil((record.expiresAt - this.now()) / 1000))
-    const value = isStateless(store) ? this.seal(reply.request, store, record, data, maxAge) : this.#signer.sign(record.id + '.' + secret)
-    reply.setCookie(this.options.cookieName, value, { ...this.#cookieAttributes(), maxAge })
+    const value = isStateless(store) ? this.seal(reply.request, store, record, data, maxAge, overrides) : this.#signer.sign(record.id + '.' + secret)
+    reply.setCookie(this.options.cookieName, value, { ...this.#cookieAttributes(), ...overrides, maxAge })
     noStore(reply)
   }
 
   /** The sealed cookie value; throws `FST_SESSION_COOKIE_TOO_LARGE` rather than send what a browser would drop. */
   seal (request: FastifyRequest, store: StatelessStore, record: StoredSession, data: Record<string, unknown>,
-    maxAge = Math.max(0, Math.ceil((record.expiresAt - this.now()) / 1000))): string {
+    maxAge = Math.max(0, Math.ceil((record.expiresAt - this.now()) / 1000)), overrides?: CookieAttributeOverrides): string {
     const value = store.seal({
       id: record.id,
       userId: record.userId,
@@ -246,8 +249,8 @@ export class SessionCore {
     const name = this.options.cookieName
     this.#attributesBound ??= Buffer.byteLength(request.server.serializeCookie(name, '',
       { ...this.#cookieAttributes(), secure: true, maxAge: this.options.absoluteTtl })) - name.length - 1
-    if (!COOKIE_SAFE.test(value) || name.length + 1 + value.length + this.#attributesBound > MAX_SET_COOKIE_BYTES) {
-      const attributes = this.#cookieAttributes()
+    if (overrides !== undefined || !COOKIE_SAFE.test(value) || name.length + 1 + value.length + this.#attributesBound > MAX_SET_COOKIE_BYTES) {
+      const attributes: Record<string, unknown> = { ...this.#cookieAttributes(), ...overrides }
       if (attributes.secure === 'auto') attributes.secure = request.protocol === 'https'
       const size = Buffer.byteLength(request.server.serializeCookie(name, value, { ...attributes, maxAge }))
       if (size > MAX_SET_COOKIE_BYTES) throw new FST_SESSION_COOKIE_TOO_LARGE(size, MAX_SET_COOKIE_BYTES)
