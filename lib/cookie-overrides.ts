@@ -16,7 +16,7 @@ export interface SessionCookieOverrides {
   sameSite?: 'lax' | 'strict' | 'none' | boolean
   priority?: 'low' | 'medium' | 'high'
   /** @fastify/csrf-protection's, passed along by `reply.generateCsrf(opts)`; ignored here. */
-  userInfo?: unknown
+  userInfo?: string
 }
 
 /** What `cookieOverrides` accepted, normalized. */

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { pino } from 'pino'
 import type { Test } from 'tap'
-import type { FastifyUserSessionsOptions } from '../../lib/index.js'
+import type { FastifyUserSessionsOptions, SessionStore } from '../../lib/index.js'
+import { resolveStore } from '../../lib/stores/registry.js'
+import { counting, SECRET } from './app.js'
 import { redisServer } from './redis.js'
 
 export type StoreOptions = Pick<FastifyUserSessionsOptions, 'store' | 'storeOptions'>
@@ -16,4 +19,15 @@ export function onEachStore (t: Test, title: string, fn: (t: Test, store: StoreO
     if (server === undefined) return
     await fn(t, { store: 'redis', storeOptions: { url: server.url, prefix: `fus-${randomBytes(4).toString('hex')}:` } })
   })
+}
+
+/** The store `store` names, built as the plugin builds it, with its calls counted (see `counting`). */
+export function countedStore (store: StoreOptions, clock: () => number = Date.now): SessionStore & { calls: Record<string, number> } {
+  const context = { clock, log: pino({ level: 'silent' }), maxSessionsPerUser: 100, secrets: [SECRET], cookieName: 'sid' }
+  return counting(resolveStore(store.store as string, store.storeOptions ?? {}, context) as SessionStore)
+}
+
+/** How many writes (insert, patch, delete) the store has seen. */
+export function writesOf (store: { calls: Record<string, number> }): number {
+  return (store.calls.insert ?? 0) + (store.calls.patch ?? 0) + (store.calls.delete ?? 0)
 }
