@@ -201,3 +201,29 @@ t.test('passportSessions checks its arguments', async (t) => {
   const manager = authenticator.sessionManager
   t.equal(passportSessions(authenticator).sessionManager.key, manager.key, 'a second call wraps again, same settings')
 })
+
+t.test("the README's snippet: successRedirect at login, a redirect after logout", async (t) => {
+  const fastifyPassport = passportSessions(new Authenticator())
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyUserSessions, { secret: SECRET })
+  await app.register(fastifyPassport.initialize())
+  await app.register(fastifyPassport.secureSession())
+  fastifyPassport.use('local', new LocalStrategy((username, password, done) => {
+    const user = USERS[username]
+    done(null, user?.password === password ? user : false)
+  }))
+  fastifyPassport.registerUserSerializer(async (user: { id: string }) => user.id)
+  fastifyPassport.registerUserDeserializer(async (id: string) => USERS[id])
+  app.post('/login', { preValidation: fastifyPassport.authenticate('local', { successRedirect: '/' }) }, () => {})
+  app.post('/logout', async (request, reply) => { await request.logout(); return reply.redirect('/') })
+  app.get('/', async (request) => ({ user: (request.user as { id: string } | null)?.id ?? null, userId: request.session.userId ?? null }))
+  const login = await app.inject({ method: 'POST', url: '/login', payload: credentials('alice') })
+  t.equal(login.statusCode, 302)
+  t.equal(login.headers.location, '/')
+  const cookie = cookieOf(login) as string
+  t.same((await app.inject({ url: '/', headers: { cookie } })).json(), { user: 'alice', userId: 'alice' })
+  const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
+  t.equal(logout.statusCode, 302)
+  t.same((await app.inject({ url: '/', headers: { cookie } })).json(), { user: null, userId: null })
+})
