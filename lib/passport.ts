@@ -72,13 +72,13 @@ export class PassportSessionManager {
     for (const [key, value] of Object.entries(kept)) session.set(key as SessionKey, value as never)
   }
 
-  /** The serialized user, only when the session is bound to that very user. */
+  /** The serialized user, only when the session is bound to that very user; none on a `config: { session: false }` route. */
   getUserFromSession (request: FastifyRequest): unknown {
+    if (request.routeOptions.config.session === false) return undefined
     const session = request.session
     const bound = session.userId
     if (bound === undefined) return undefined
     const serialized = session.get(this.key as SessionKey)
-    if (serialized === undefined) return undefined
     try {
       return normalizeUserId(this.#userId(serialized, request)) === bound ? serialized : undefined
     } catch {

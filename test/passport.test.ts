@@ -227,3 +227,19 @@ t.test("the README's snippet: successRedirect at login, a redirect after logout"
   t.equal(logout.statusCode, 302)
   t.same((await app.inject({ url: '/', headers: { cookie } })).json(), { user: null, userId: null })
 })
+
+t.test('a session logged in without passport, and a route without sessions, have no passport user', async (t) => {
+  const app = await passportApp({ store: 'memory' })
+  t.teardown(() => app.close())
+  app.post('/direct', async (request) => {
+    await request.session.login('alice')
+    return { ok: true }
+  })
+  app.get('/health', { config: { session: false } }, async (request) => ({ authenticated: request.isAuthenticated() }))
+  const cookie = cookieOf(await app.inject({ method: 'POST', url: '/direct' })) as string
+  t.match((await app.inject({ url: '/me', headers: { cookie } })).json(), { authenticated: false, userId: 'alice' })
+  const alice = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: credentials('alice') })) as string
+  const health = await app.inject({ url: '/health', headers: { cookie: alice } })
+  t.equal(health.statusCode, 200)
+  t.same(health.json(), { authenticated: false }, 'no session there, so no user, and no 500')
+})
