@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FST_SESSION_COOKIE_TOO_LARGE } from './errors.js'
+import type { CookieAttributeOverrides } from './cookie-overrides.js'
 import type { NormalizedOptions } from './options.js'
 import { storeError } from './store-errors.js'
 
@@ -98,19 +99,21 @@ export class SessionCore {
    * browser keeps. The exact size is computed only near the limit: below it, name + value +
    * the longest the attributes can be is enough.
    */
-  checkCookieSize (request: FastifyRequest, value: string, expiresAt: number): void {
+  checkCookieSize (request: FastifyRequest, value: string, expiresAt: number, overrides?: CookieAttributeOverrides): void {
     const name = this.options.cookieName
     this.#attributesBound ??= Buffer.byteLength(request.server.serializeCookie(name, '',
       { ...this.#attributes, secure: true, maxAge: this.options.absoluteTtl })) - name.length - 1
-    if (COOKIE_SAFE.test(value) && name.length + 1 + value.length + this.#attributesBound <= MAX_SET_COOKIE_BYTES) return
-    const attributes: Record<string, unknown> = { ...this.#attributes, maxAge: this.maxAge(expiresAt) }
+    if (overrides === undefined && COOKIE_SAFE.test(value) && name.length + 1 + value.length + this.#attributesBound <= MAX_SET_COOKIE_BYTES) return
+    const attributes: Record<string, unknown> = { ...this.#attributes, ...overrides, maxAge: this.maxAge(expiresAt) }
     if (attributes.secure === 'auto') attributes.secure = request.protocol === 'https'
     const size = Buffer.byteLength(request.server.serializeCookie(name, value, attributes))
     if (size > MAX_SET_COOKIE_BYTES) throw new FST_SESSION_COOKIE_TOO_LARGE(size, MAX_SET_COOKIE_BYTES)
   }
 
-  writeCookie (reply: FastifyReply, value: string, expiresAt: number): void {
-    reply.setCookie(this.options.cookieName, value, { ...this.#attributes, maxAge: this.maxAge(expiresAt) })
+  /** `overrides`: what `request.session.options()` accepted for this response (already checked), which can lengthen the header. */
+  writeCookie (reply: FastifyReply, value: string, expiresAt: number, overrides?: CookieAttributeOverrides): void {
+    if (overrides !== undefined) this.checkCookieSize(reply.request, value, expiresAt, overrides)
+    reply.setCookie(this.options.cookieName, value, { ...this.#attributes, ...overrides, maxAge: this.maxAge(expiresAt) })
     noStore(reply)
   }
 

@@ -65,3 +65,5 @@ export {
 } from './stores/postgres.js'
 export { ExpressStoreAdapter, fromExpressStore, type ExpressStoreLike, type ExpressStoreOptions } from './stores/express.js'
 export { userKey, ownerKeyOf } from './ids.js'
+export { passportSessions, type PassportSessionsOptions, type PassportAuthenticatorLike } from './passport.js'
+export type { SessionCookieOverrides } from './cookie-overrides.js'

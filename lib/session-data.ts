@@ -41,7 +41,8 @@ export function checkKey (key: unknown): asserts key is string {
   if (LONE_SURROGATE.test(key)) throw new FST_SESSION_KEY_INVALID('not well-formed UTF-16 (a lone surrogate)')
 }
 
-export function checkValue (key: string, value: unknown): void {
+/** Throws unless `value` is storable; returns its JSON (what `set` compares to tell a change). */
+export function checkValue (key: string, value: unknown): string {
   let json: string | undefined
   try {
     json = JSON.stringify(value)
@@ -58,6 +59,7 @@ export function checkValue (key: string, value: unknown): void {
       throw new FST_SESSION_VALUE_INVALID(key, 'a __proto__ or constructor.prototype key cannot be stored')
     }
   }
+  return json
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Backend, Issued, LoadResult, SessionState } from './backends/backend.js'
+import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverrides } from './cookie-overrides.js'
 import type { SessionCore } from './core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
 import { newSessionId, normalizeUserId } from './ids.js'
@@ -44,6 +45,9 @@ export class Session {
   #committed = false
   /** The cookie value for the current state and data, once made. */
   #cookie: string | undefined
+  /** The JSON of values as the app last saw them (objects it got, values it set), so that `set` tells a change even after a value was mutated in place. */
+  #seen: Map<string, string> | undefined
+  #cookieOverrides: CookieAttributeOverrides | undefined
 
   /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
   constructor (backend: Backend, request: FastifyRequest, start: LoadResult) {
@@ -117,7 +121,17 @@ export class Session {
 
   get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
     this.#available()
-    return (Object.hasOwn(this.#data, key) ? this.#data[key] : undefined) as SessionValue<K> | undefined
+    if (!Object.hasOwn(this.#data, key)) return undefined
+    const value = this.#data[key]
+    this.#see(key, value)
+    return value as SessionValue<K>
+  }
+
+  /** Before an object is handed out (and may be mutated in place), remember its JSON. */
+  #see (key: string, value: unknown): void {
+    if (typeof value !== 'object' || value === null) return
+    this.#seen ??= new Map()
+    if (!this.#seen.has(key)) this.#seen.set(key, JSON.stringify(value))
   }
 
   has (key: SessionKey): boolean {
@@ -125,13 +139,20 @@ export class Session {
     return Object.hasOwn(this.#data, key)
   }
 
-  /** Sets a JSON-compatible value; `undefined` deletes the key. Call it again after mutating a value in place. */
+  /**
+   * Sets a JSON-compatible value; `undefined` deletes the key. Call it again after mutating a value in place.
+   * A value equal as JSON to the current one is no change: nothing is written, no cookie is sent.
+   */
   set<K extends SessionKey> (key: K, value: SessionValue<K>): this {
     this.#available()
     checkKey(key)
     if (value === undefined) return this.delete(key)
-    checkValue(key, value)
+    const json = checkValue(key, value)
+    const unchanged = Object.hasOwn(this.#data, key) && (this.#seen?.get(key) ?? JSON.stringify(this.#data[key])) === json
     this.#data[key] = value
+    this.#seen ??= new Map()
+    this.#seen.set(key, json)
+    if (unchanged) return this
     this.#cookie = undefined
     const changes = this.#pending()
     changes.set[key] = value
@@ -139,10 +160,13 @@ export class Session {
     return this
   }
 
+  /** Deleting a key the session does not hold is no change. */
   delete (key: SessionKey): this {
     this.#available()
     checkKey(key)
+    if (!Object.hasOwn(this.#data, key)) return this
     delete this.#data[key]
+    this.#seen?.delete(key)
     this.#cookie = undefined
     const changes = this.#pending()
     delete changes.set[key]
@@ -154,6 +178,7 @@ export class Session {
   clear (): this {
     this.#available()
     this.#data = emptyData()
+    this.#seen = undefined
     this.#cookie = undefined
     this.#changes = { clear: true, set: emptyData(), unset: new Set() }
     return this
@@ -162,7 +187,22 @@ export class Session {
   /** A copy of the session data. */
   toJSON (): Record<string, unknown> {
     this.#available()
+    for (const key in this.#data) this.#see(key, this.#data[key])
     return { ...this.#data }
+  }
+
+  /**
+   * Overrides attributes of the session cookie on this response, as `@fastify/secure-session`'s
+   * `options()` does (`@fastify/csrf-protection` calls it from `reply.generateCsrf(opts)`). Only
+   * overrides that make the cookie stricter are accepted (`secure: true`, `httpOnly: true`, a
+   * stricter `sameSite`, `priority`); `userInfo` is ignored; anything else throws
+   * `FST_SESSION_OPTION_INVALID`. Each call replaces the previous one; `undefined` resets.
+   * It sends no cookie by itself, and is not stored with the session.
+   */
+  options (opts: SessionCookieOverrides | undefined): this {
+    this.#available()
+    this.#cookieOverrides = cookieOverrides(opts, this.#core.options.cookie)
+    return this
   }
 
   /** Pushes the idle deadline back on this response, whatever `refreshFraction` says. */
@@ -222,15 +262,32 @@ export class Session {
     this.#expire = false
   }
 
-  /** A new id and secret for the same data (Plug's renew): call it on any privilege change. */
-  async regenerate (): Promise<void> {
+  /** The data of the keys in `keys` that the session holds. */
+  #pick (keys: readonly unknown[]): Record<string, unknown> {
+    const data = emptyData()
+    for (const key of keys) if (typeof key === 'string' && Object.hasOwn(this.#data, key)) data[key] = this.#data[key]
+    return data
+  }
+
+  /**
+   * A new id and secret (Plug's renew): call it on any privilege change. The old id stops working
+   * at once; the user binding stays. Without `keys`, all data is kept; with a list, only those keys
+   * (as `@fastify/session`'s `regenerate(ignoreFields)`, which @fastify/passport calls at login).
+   */
+  async regenerate (keys?: readonly string[]): Promise<void> {
     this.#available()
+    if (keys !== undefined && !Array.isArray(keys)) throw new FST_SESSION_OPTION_INVALID('keys', 'must be a list of session keys')
+    const data = keys === undefined ? this.#data : this.#pick(keys)
     const state = this.#state
     if (state === undefined) {
       this.#id = undefined
+      if (keys !== undefined) {
+        this.#data = data
+        if (this.#changes !== undefined) this.#changes = { clear: true, set: Object.assign(emptyData(), data), unset: new Set() }
+      }
       return
     }
-    await withStoreErrors(this.#replace(state.userId, this.#data, state.createdAt, state.authenticatedAt))
+    await withStoreErrors(this.#replace(state.userId, data, state.createdAt, state.authenticatedAt))
   }
 
   /**
@@ -242,11 +299,7 @@ export class Session {
     this.#available()
     const id = normalizeUserId(userId)
     const keep = options.keepData ?? false
-    let data = emptyData()
-    if (keep === true) data = this.#data
-    else if (Array.isArray(keep)) {
-      for (const key of keep) if (Object.hasOwn(this.#data, key)) data[key] = this.#data[key]
-    }
+    const data = keep === true ? this.#data : Array.isArray(keep) ? this.#pick(keep) : emptyData()
     const now = this.#core.now()
     await withStoreErrors(this.#replace(id, data, now, now))
   }
@@ -376,7 +429,7 @@ export class Session {
 
   #renew (reply: FastifyReply, state: SessionState): void {
     this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
-    this.#core.writeCookie(reply, this.#cookie, state.expiresAt)
+    this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides)
   }
 }
 

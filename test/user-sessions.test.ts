@@ -195,7 +195,7 @@ t.test('save() reports a revoked session to the handler', async (t) => {
   })
   app.post('/save', async (req) => {
     await app.sessions.deleteAll(req.session.userId)
-    req.session.set('x', 1)
+    req.session.set('x', 2)
     await req.session.save()
     return 'saved'
   })

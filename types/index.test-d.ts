@@ -1,9 +1,10 @@
 // Type tests of the public surface, checked by `npm run test:types` (tsc). Lines marked with
 // an expect-error directive fail the check if they stop being errors.
+import { Authenticator } from '@fastify/passport'
 import Fastify from 'fastify'
 import session, {
-  fastifyUserSessions, registerStore, MemoryStore, errors,
-  type SessionRecord, type SessionStore, type StoredSession, type SessionPatch, type StoreContext
+  fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions,
+  type PassportSessionsOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore, type StoredSession, type SessionPatch, type StoreContext
 } from 'fastify-user-sessions'
 
 declare module 'fastify-user-sessions' {
@@ -68,6 +69,14 @@ app.get('/', async (req) => {
   await req.session.login('alice', { keepData: ['cart'] })
   await req.session.login(42)
   await req.session.regenerate()
+  await req.session.regenerate(['cart', 'passport'])
+  // @ts-expect-error regenerate takes a list of keys
+  await req.session.regenerate('cart')
+  req.session.options({ sameSite: 'strict', secure: true, httpOnly: true, priority: 'high', userInfo: 'alice' }).options(undefined)
+  const overrides: SessionCookieOverrides = { sameSite: true }
+  req.session.options(overrides)
+  // @ts-expect-error the cookie lifetime follows the session deadline
+  req.session.options({ maxAge: 60 })
   await req.session.destroy()
   req.session.touch().clear().delete('cart')
   // @ts-expect-error the session is read-only on the request
@@ -97,6 +106,14 @@ await app.register(session, { secret: 'x'.repeat(32), store: new MyStore() })
 await app.register(session, { secret: 'x'.repeat(32), store: new MemoryStore({ maxSessions: 10 }, { clock: Date.now, log: app.log, maxSessionsPerUser: 5 }) })
 // @ts-expect-error a store must implement the contract
 await app.register(session, { secret: 'x'.repeat(32), store: { get: async () => undefined } })
+
+const passportOptions: PassportSessionsOptions = { userId: (serialized) => (serialized as { id: number }).id }
+expectType<InstanceType<typeof Authenticator>>(passportSessions(new Authenticator(), passportOptions))
+expectType<InstanceType<typeof Authenticator>>(passportSessions(new Authenticator()))
+// @ts-expect-error an @fastify/passport Authenticator
+passportSessions({})
+// @ts-expect-error userId maps to a string or a number
+passportSessions(new Authenticator(), { userId: () => ({}) })
 
 const err = new errors.FST_SESSION_STORE_UNAVAILABLE('down')
 expectType<string>(err.code)

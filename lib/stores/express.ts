@@ -139,7 +139,14 @@ export class ExpressStoreAdapter implements SessionStore {
   }
 
   async #live (id: string, now: number): Promise<StoredSession | undefined> {
-    const s = fromEnvelope(id, await this.#call('get', id))
+    let value: unknown
+    try {
+      value = await this.#call('get', id)
+    } catch (err) {
+      // As express-session: file-based stores (session-file-store) report a missing session so.
+      if ((err as { code?: unknown } | null)?.code !== 'ENOENT') throw err
+    }
+    const s = fromEnvelope(id, value)
     return s !== undefined && s.expiresAt > now ? s : undefined
   }
 
