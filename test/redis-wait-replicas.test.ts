@@ -90,7 +90,7 @@ if (pair !== undefined) {
     t.equal(await store.insert(stored('gina')), true)
     replica.pause()
     t.teardown(() => replica.resume())
-    const notReplicated = { code: 'FST_SESSION_STORE_NOT_REPLICATED', statusCode: 503, message: /only 0 of 1 replicas acknowledged the revocation within 320 ms; Redis applied it, but a failover may undo it/ }
+    const notReplicated = { code: 'FST_SESSION_STORE_NOT_REPLICATED', statusCode: 503, message: /only 0 of 1 replicas acknowledged the revocation within 200 ms; Redis applied it, but a failover may undo it/ }
     const res = await app.inject({ method: 'POST', url: '/logout-everywhere', headers: { cookie } })
     t.equal(res.statusCode, 503)
     t.match(res.json(), { code: 'FST_SESSION_STORE_NOT_REPLICATED' })

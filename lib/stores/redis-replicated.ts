@@ -39,13 +39,16 @@ function unreplicated (redis: RedisConnection): RevocationWrites {
 class Replicated implements RevocationWrites {
   readonly #redis: RedisConnection
   readonly #replicas: number
-  /** WAIT's own timeout: most of the store's, so that a shortfall is reported as one, not as a timeout. */
+  /**
+   * WAIT's own timeout: the store's less 200 ms (half of it, for a short one), so that a shortfall
+   * is reported as one, not as a timeout. Redis checks WAIT's deadline about every 100 ms (hz 10).
+   */
   readonly #waitMs: number
 
   constructor (redis: RedisConnection, replicas: number, timeout: number) {
     this.#redis = redis.duplicate()
     this.#replicas = replicas
-    this.#waitMs = Math.max(1, Math.floor(timeout * 0.8))
+    this.#waitMs = Math.max(1, timeout - Math.min(200, Math.floor(timeout / 2)))
   }
 
   /** Sends `command` and WAIT in one pipeline; resolves [the command's reply, the replicas that acknowledged]. */
