@@ -123,7 +123,6 @@ if (pair !== undefined) {
     const store = new RedisStore({ url: replica.url, prefix: 'ro:', timeout: TIMEOUT, waitForReplicas: 1 }, context)
     t.teardown(() => store.close())
     const id = newSessionId('frank')
-    await t.rejects(store.delete(id), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /READONLY/ }, 'a script Redis had not seen yet')
-    await t.rejects(store.delete(id), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /READONLY/ }, 'and once it has')
+    await t.rejects(store.delete(id), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /READONLY/ })
   })
 }

@@ -92,7 +92,12 @@ export class RedisConnection {
    * hold their connection, such as WAIT, which would otherwise stall every other call behind it.
    */
   duplicate (): RedisConnection {
-    return new RedisConnection(this.client.duplicate(), undefined, this.#timeout, this.#log, true)
+    const client = this.client
+    // A Cluster's copy starts from the nodes known now: its startup nodes may have died since.
+    const copy = client instanceof Redis
+      ? client.duplicate()
+      : client.duplicate(client.nodes().map(({ options }) => ({ host: options.host, port: options.port })))
+    return new RedisConnection(copy, undefined, this.#timeout, this.#log, true)
   }
 
   /** Resolves when the client is next ready; one listener, whatever the number of waiting calls. */

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis'
 import { FST_SESSION_STORE_NOT_REPLICATED } from '../errors.js'
 import type { RedisConnection } from './redis-connection.js'
 import type { Script } from './redis-scripts.js'
@@ -52,9 +53,16 @@ class Replicated implements RevocationWrites {
   }
 
   /** Sends `command` and WAIT in one pipeline; resolves [the command's reply, the replicas that acknowledged]. */
-  async #withWait (command: Command): Promise<[unknown, number]> {
+  async #withWait (command: Command, moved = false): Promise<[unknown, number]> {
     const client = this.#redis.client
     const replies = await client.pipeline([command, ['wait', this.#replicas, this.#waitMs]]).exec() as Array<[Error | null, unknown]>
+    const [err] = replies[0] as [Error | null, unknown]
+    // A slot that moved (a failover): ioredis retries a Cluster pipeline only when every reply
+    // is the same error, and WAIT answers; learn the new owner and send again, once.
+    if (!moved && err !== null && /^(MOVED|ASK) /.test(err.message) && client instanceof Cluster) {
+      await new Promise<void>((resolve) => { client.refreshSlotsCache(() => resolve()) })
+      return await this.#withWait(command, true)
+    }
     for (const [err] of replies) if (err !== null) throw err
     return [(replies[0] as [null, unknown])[1], (replies[1] as [null, number])[1]]
   }
@@ -63,15 +71,12 @@ class Replicated implements RevocationWrites {
     if (acked < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(acked, this.#replicas, this.#waitMs)
   }
 
+  /**
+   * EVAL, not EVALSHA: a NOSCRIPT answer would come after WAIT had held the connection for
+   * nothing, and the retry would wait again. A revocation is rare; its script is 1 to 2 KB.
+   */
   #script (script: Script, keys: string[], args: Array<string | number>): Promise<[unknown, number]> {
-    return this.#redis.call(async () => {
-      try {
-        return await this.#withWait(['evalsha', script.sha, keys.length, ...keys, ...args])
-      } catch (err) {
-        if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err
-        return await this.#withWait(['eval', script.lua, keys.length, ...keys, ...args])
-      }
-    })
+    return this.#redis.call(() => this.#withWait(['eval', script.lua, keys.length, ...keys, ...args]))
   }
 
   async run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {

@@ -264,14 +264,16 @@ export async function redisSentinel (t: Tap): Promise<RedisSentinelSetup | undef
 
 /**
  * A 3-master Redis Cluster on loopback ports, for this test file; with `replicas: 1`, each
- * master has a replica, every replica is in sync before this resolves, and a replica takes
- * over about 2 s after its master dies. Undefined when the file is skipped.
+ * master has a replica, every replica is in sync before this resolves, a replica takes over
+ * about 2 s after its master dies, and the other masters serve their slots meanwhile. Undefined when the file is skipped.
  */
 export async function redisCluster (t: Tap, { replicas = 0 } = {}): Promise<RedisClusterNodes | undefined> {
   if (!redisAvailable(t)) return undefined
   const timing = replicas === 0
     ? ['--cluster-node-timeout', '5000']
-    : ['--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0']
+    // The other masters keep serving while a failed master's slots wait for their replica
+    // (with the default, 'yes', every slot refuses for that second or so).
+    : ['--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--cluster-require-full-coverage', 'no']
   const servers = new Map<number, RedisServer>()
   for (let i = 0; i < 3 * (1 + replicas); i++) {
     const port = await freeClusterPort()
