@@ -330,7 +330,9 @@ export class Session {
    * on without a round through the microtask queue.
    */
   commit (reply: FastifyReply): Promise<void> | undefined {
-    if (this.#committed || this.#error !== undefined) return undefined
+    // A 5xx reply saves nothing: the client was told the request failed (and after a failed
+    // save(), a second try during an outage would fail again and reach Fastify's own handler).
+    if (this.#committed || this.#error !== undefined || reply.statusCode >= 500) return undefined
     this.#committed = true
     if (this.#mustSave()) return this.#saveAndCommit(reply)
     this.#writeCookie(reply)

@@ -17,6 +17,11 @@ if (server !== undefined) {
     const sink = logSink('info')
     const app = await buildApp({ store: 'redis', storeOptions: { url: server.url, timeout: 300, prefix: 'log:' } }, sink.logger, setup)
     app.get('/boom', async () => { throw new Error('a bug, not the store') })
+    app.post('/save', async (req) => {
+      req.session.set('name', 'x')
+      await req.session.save() // fails: the reply is the 503, and onSend does not try again
+      return { saved: true }
+    })
     t.teardown(() => app.close())
     const cookie = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice' } })) as string
     await server.stop()
@@ -27,7 +32,8 @@ if (server !== undefined) {
   const flood = async (app: Awaited<ReturnType<typeof buildApp>>, cookie: string): Promise<Set<string>> => {
     const replies = new Set<string>()
     for (let i = 0; i < REQUESTS; i++) {
-      const res = await app.inject({ url: i % 2 === 0 ? '/me' : '/devices', headers: { cookie } })
+      const [method, url] = ([['GET', '/me'], ['GET', '/devices'], ['POST', '/counter'], ['POST', '/save']] as const)[i % 4] as ['GET' | 'POST', string]
+      const res = await app.inject({ method, url, headers: { cookie } })
       replies.add(`${res.statusCode} ${res.json().code as string}`)
     }
     return replies

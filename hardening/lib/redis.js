@@ -164,7 +164,12 @@ export async function startCluster () {
   for (const { port } of nodes) {
     await poll(`cluster_state:ok on ${port}`, () => onNode(port, async (redis) => (await redis.cluster('INFO')).includes('cluster_state:ok') ? true : undefined))
   }
-  for (const replica of [...(await clusterRoles(nodes[0].port)).values()]) await replicaInSync(replica)
+  // Gossip takes a moment to show every replica's role.
+  const roles = await poll('every master with a replica', async () => {
+    const roles = await clusterRoles(nodes[0].port)
+    return roles.size === 3 && [...roles.values()].every((r) => r !== undefined) ? roles : undefined
+  })
+  for (const replica of roles.values()) await replicaInSync(replica)
   return {
     nodes,
     roles: (port) => clusterRoles(port),
