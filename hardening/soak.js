@@ -526,28 +526,20 @@ async function main () {
   let failed = false
   for (const target of args.cluster ? ['cluster'] : targetList(args, TARGETS)) {
     let redis
+    if (target !== 'memory' && !redisServerAvailable()) {
+      redisMissing(target === 'cluster' ? 'npm run soak -- --cluster' : 'npm run soak')
+      results.push({ target, skipped: 'skipped: redis-server not found' })
+      if (process.env.CI === 'true') failed = true
+      continue
+    }
     if (target === 'cluster') {
-      if (!redisServerAvailable()) {
-        redisMissing('npm run soak -- --cluster')
-        results.push({ target, skipped: 'skipped: redis-server not found' })
-        if (process.env.CI === 'true') failed = true
-        continue
-      }
       redis = await startCluster()
       const cost = await waitCost(redis.nodes)
       console.log(`cluster: deleteAll of 3 sessions, p50 / p99: ${cost[0].p50.toFixed(2)} / ${cost[0].p99.toFixed(2)} ms without waitForReplicas, ` +
         `${cost[1].p50.toFixed(2)} / ${cost[1].p99.toFixed(2)} ms with waitForReplicas: 1`)
       redis.waitCost = cost
     }
-    if (target === 'redis') {
-      if (!redisServerAvailable()) {
-        redisMissing('npm run soak')
-        results.push({ target, skipped: 'skipped: redis-server not found' })
-        if (process.env.CI === 'true') failed = true
-        continue
-      }
-      redis = await startRedis({ persist: true })
-    }
+    if (target === 'redis') redis = await startRedis({ persist: true })
     try {
       const server = await startServer(target === 'cluster'
         ? { store: 'redis', redisCluster: redis.nodes, waitForReplicas: WAIT_FOR_REPLICAS }

@@ -19,13 +19,13 @@ export function redisMissing (script) {
     `!!! Install it (apt-get install redis-server).${process.env.CI === 'true' ? ' Under CI=true this FAILS the run.' : ''}\n${bar}\n`)
 }
 
-function spawnRedis (port, dir, persist) {
+function spawnRedis (port, dir, persist, extra = []) {
   const durability = persist
     ? ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
     : ['--appendonly', 'no', '--save', '']
   return new Promise((resolve, reject) => {
     const child = track(spawn('redis-server', ['--port', String(port), '--bind', HOST, '--protected-mode', 'yes',
-      '--dir', dir, '--loglevel', 'notice', ...durability], { stdio: ['ignore', 'pipe', 'pipe'] }))
+      '--dir', dir, '--loglevel', 'notice', ...durability, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }))
     let out = ''
     const onData = (chunk) => {
       out = (out + chunk.toString()).slice(-4000)
@@ -78,30 +78,11 @@ export async function startRedis ({ persist = false } = {}) {
   }
 }
 
-function clusterArgs (port, dir) {
-  // As test/helpers/redis.ts: a replica takes over ~2 s after its master dies, the other masters
-  // keep serving their slots meanwhile.
-  return ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--loglevel', 'notice',
-    '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000',
-    '--cluster-replica-validity-factor', '0', '--cluster-require-full-coverage', 'no']
-}
-
-function spawnNode (port, dir) {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn('redis-server', clusterArgs(port, dir), { stdio: ['ignore', 'pipe', 'ignore'] }))
-    let out = ''
-    const onData = (chunk) => {
-      out = (out + chunk.toString()).slice(-4000)
-      if (out.includes('Ready to accept connections')) {
-        child.stdout.off('data', onData)
-        child.stdout.resume()
-        resolve(child)
-      }
-    }
-    child.stdout.on('data', onData)
-    child.once('exit', (code, signal) => reject(new Error(`redis-server on port ${port} exited with ${code ?? signal}: ${out.slice(-500)}`)))
-  })
-}
+// As test/helpers/redis.ts: a replica takes over ~2 s after its master dies, the other masters
+// keep serving their slots meanwhile.
+const CLUSTER_NODE = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000',
+  '--cluster-replica-validity-factor', '0', '--cluster-require-full-coverage', 'no']
+const spawnNode = (port, dir) => spawnRedis(port, dir, false, CLUSTER_NODE)
 
 async function poll (what, check, ms = 30_000) {
   const deadline = Date.now() + ms
