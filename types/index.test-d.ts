@@ -2,7 +2,7 @@
 // Lines marked with an expect-error directive fail the check if they stop being errors.
 import Fastify from 'fastify'
 import session, {
-  fastifyUserSessions, registerStore, MemoryStore, errors,
+  fastifyUserSessions, registerStore, MemoryStore, errors, sessionErrorHandler, isStoreUnavailable, type RedisStoreOptions,
   type SessionRecord, type SessionStore, type StoredSession, type SessionPatch, type StoreContext
 } from 'fastify-user-sessions'
 
@@ -78,6 +78,15 @@ await app.register(session, { secret: 'x'.repeat(32), store: new MyStore() })
 await app.register(session, { secret: 'x'.repeat(32), store: new MemoryStore({ maxSessions: 10 }, { clock: Date.now, log: app.log, maxSessionsPerUser: 5 }) })
 // @ts-expect-error a store must implement the contract
 await app.register(session, { secret: 'x'.repeat(32), store: { get: async () => undefined } })
+
+const replicated: RedisStoreOptions = { url: 'redis://127.0.0.1:6379', waitForReplicas: 1 }
+expectType<number | undefined>(replicated.waitForReplicas)
+app.setErrorHandler(sessionErrorHandler())
+app.setErrorHandler(sessionErrorHandler(async function (error, _request, reply) {
+  expectType<string>(error.code)
+  return await reply.code(500).send({ failed: isStoreUnavailable(error) })
+}, { interval: 5000 }))
+expectType<number>(new errors.FST_SESSION_STORE_NOT_REPLICATED(0, 1, 1800).statusCode as number)
 
 const err = new errors.FST_SESSION_STORE_UNAVAILABLE('down')
 expectType<string>(err.code)
