@@ -74,6 +74,26 @@ if (server !== undefined) {
     t.equal(mine, 1)
   })
 
+  t.test('a request in flight when the store goes down: its failed save() is not tried again by onSend', async (t) => {
+    const sink = logSink('info')
+    const app = await buildApp({ store: 'redis', storeOptions: { url: server.url, timeout: 300, prefix: 'inflight:' } }, sink.logger,
+      (app) => app.setErrorHandler(sessionErrorHandler()))
+    app.post('/save-in-flight', async (req) => {
+      req.session.get('name') // loaded while Redis was up
+      await server.stop()
+      req.session.set('name', 'y')
+      await req.session.save()
+      return { saved: true }
+    })
+    t.teardown(() => app.close())
+    const cookie = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob' } })) as string
+    t.teardown(() => server.start())
+    const res = await app.inject({ method: 'POST', url: '/save-in-flight', headers: { cookie } })
+    t.equal(res.statusCode, 503)
+    t.equal(res.json().code, 'FST_SESSION_STORE_UNAVAILABLE')
+    t.same(atLeast(sink, 50), [], 'the 5xx reply saves nothing, so no second failure reaches Fastify\'s default handler')
+  })
+
   t.test('isStoreUnavailable and the checks of sessionErrorHandler', async (t) => {
     t.equal(isStoreUnavailable({ code: 'FST_SESSION_STORE_NOT_REPLICATED' }), true)
     t.equal(isStoreUnavailable(new Error('x')), false)
