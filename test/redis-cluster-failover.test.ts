@@ -25,6 +25,15 @@ if (cluster !== undefined) {
   const used = new Set<number>() // masters already failed over
   let live = cluster.nodes[0]?.port as number // a node that is still up, to ask about the topology
 
+  /** The first user `<name>-<i>` whose sessions live on the master on `port`. */
+  const userOn = async (port: number, name: string): Promise<string> => {
+    const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
+    for (let i = 0; ; i++) {
+      const slot = await client.cluster('KEYSLOT', userKey(`${name}-${i}`)) as number
+      if (ranges.some(([from, to, [, owner]]) => owner === port && slot >= from && slot <= to)) return `${name}-${i}`
+    }
+  }
+
   /** A master not failed over yet, its replica, and a user whose sessions live on that master. */
   const pick = async (name: string): Promise<{ master: number, replica: number, user: string }> => {
     // As `live` sees the cluster: gossip may take a moment to tell it of a replica's new role.
@@ -32,13 +41,7 @@ if (cluster !== undefined) {
       [...await clusterRoles(live)].find(([m, r]) => !used.has(m) && r !== undefined)) as [number, number]
     used.add(master)
     live = [...(await clusterRoles(live)).keys()].find((m) => m !== master) as number
-    const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
-    for (let i = 0; ; i++) {
-      const slot = await client.cluster('KEYSLOT', userKey(`${name}-${i}`)) as number
-      if (ranges.some(([from, to, [, port]]) => port === master && slot >= from && slot <= to)) {
-        return { master, replica, user: `${name}-${i}` }
-      }
-    }
+    return { master, replica, user: await userOn(master, name) }
   }
 
   /** Cuts the replica off: frozen (SIGSTOP), and its link dropped by the master, so that nothing written from now on reaches it. */
@@ -143,17 +146,7 @@ if (cluster !== undefined) {
     const roles = await clusterRoles(live)
     // One user on each live master (a session per user), the victim's among them.
     const others: string[] = []
-    const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
-    for (const port of roles.keys()) {
-      if (port === master) continue
-      for (let i = 0; ; i++) {
-        const slot = await client.cluster('KEYSLOT', userKey(`other-${port}-${i}`)) as number
-        if (ranges.some(([from, to, [, p]]) => p === port && slot >= from && slot <= to)) {
-          others.push(`other-${port}-${i}`)
-          break
-        }
-      }
-    }
+    for (const port of roles.keys()) if (port !== master) others.push(await userOn(port, `other-${port}`))
     const cookies = new Map<string, string>()
     for (const name of [user, ...others]) {
       const cookie = await login(t, app, name)
