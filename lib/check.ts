@@ -30,9 +30,9 @@ export function positiveInteger (option: string, value: unknown, fallback: numbe
   return value
 }
 
-export function integerAtLeast (option: string, value: unknown, fallback: number, min: number): number {
+export function nonNegativeInteger (option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) fail(option, `must be an integer of at least ${min}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, 'must be a non-negative integer')
   return value
 }
 
@@ -62,16 +62,33 @@ export function keyPrefix (option: string, value: unknown, fallback: string): st
   return value
 }
 
+export interface RedisCommonOptions {
+  readonly prefix: string
+  readonly timeout: number
+  readonly waitForReplicas: number
+}
+
 /**
- * The client/url pair of a Redis-backed store: exactly one of them, the client an ioredis
- * Redis or Cluster (every Redis-backed store calls scripts and reads hashes).
+ * What every Redis-backed store (the session store, the cookie store's revocation) takes:
+ * exactly one of `client` (an ioredis Redis or Cluster: every Redis-backed store calls scripts
+ * and reads hashes) and `url`, a key prefix without braces (keys carry a `{hash tag}`), the
+ * bound on each call, and how many replicas a revocation waits for. `at` is where the options
+ * sit ('storeOptions.', 'storeOptions.revocation.'); `known` lists every key the store takes.
  */
-export function redisTarget (prefix: string, client: unknown, url: unknown): void {
-  if ((client === undefined) === (url === undefined)) fail(prefix + 'client', 'give either a client or a url')
+export function redisOptions (at: string, options: object, known: readonly string[]): RedisCommonOptions {
+  const o = optionsObject(at.slice(0, -1), options)
+  knownKeys(o, known, at)
+  const { client, url } = o
+  if ((client === undefined) === (url === undefined)) fail(at + 'client', 'give either a client or a url')
   if (client !== undefined && (client === null || typeof client !== 'object' ||
     typeof (client as { evalsha?: unknown }).evalsha !== 'function' ||
     typeof (client as { hgetall?: unknown }).hgetall !== 'function')) {
-    fail(prefix + 'client', 'must be an ioredis Redis or Cluster client')
+    fail(at + 'client', 'must be an ioredis Redis or Cluster client')
   }
-  nonEmptyString(prefix + 'url', url)
+  nonEmptyString(at + 'url', url)
+  return {
+    prefix: keyPrefix(at + 'prefix', o.prefix, 'sess:'),
+    timeout: positiveInteger(at + 'timeout', o.timeout, DEFAULT_TIMEOUT_MS),
+    waitForReplicas: nonNegativeInteger(at + 'waitForReplicas', o.waitForReplicas, 0)
+  }
 }

@@ -19,6 +19,10 @@ export const FST_SESSION_STORE_INVALID = createError<[string]>(
 export const FST_SESSION_STORE_UNAVAILABLE = createError<[string]>(
   'FST_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503)
 
+export const FST_SESSION_STORE_NOT_REPLICATED = createError<[number, number, number]>(
+  'FST_SESSION_STORE_NOT_REPLICATED',
+  'Session store: only %s of %s replicas acknowledged the revocation within %s ms; Redis applied it, but a failover may undo it', 503)
+
 export const FST_SESSION_STORE_UNSUPPORTED = createError<[string, string]>(
   'FST_SESSION_STORE_UNSUPPORTED', 'The session store does not support %s; %s', 501)
 

@@ -46,6 +46,7 @@ export const fastifyUserSessions = fp(fastifyUserSessionsPlugin, {
 export default fastifyUserSessions
 
 export * as errors from './errors.js'
+export { sessionErrorHandler, isStoreUnavailable, type SessionErrorHandler, type SessionErrorHandlerOptions } from './error-handler.js'
 export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, StoreOptionsMap, StoreSelection } from './options.js'
 export { Session } from './session.js'
 export type { SessionData, SessionKey, SessionValue, LoginOptions } from './session-data.js'

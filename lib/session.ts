@@ -394,7 +394,9 @@ export class Session {
    * microtask queue.
    */
   commit (reply: FastifyReply): Promise<void> | undefined {
-    if (this.#committed || this.#error !== undefined) return undefined
+    // A 5xx reply saves nothing: the client was told the request failed (and after a failed
+    // save(), a second try during an outage would fail again and reach Fastify's own handler).
+    if (this.#committed || this.#error !== undefined || reply.statusCode >= 500) return undefined
     this.#committed = true
     const outcome = this.#outcome()
     switch (outcome) {

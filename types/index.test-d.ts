@@ -3,8 +3,9 @@
 import { Authenticator } from '@fastify/passport'
 import Fastify from 'fastify'
 import session, {
-  fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions,
-  type PassportSessionsOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore, type StoredSession, type SessionPatch, type StoreContext
+  fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions, sessionErrorHandler, isStoreUnavailable,
+  type PassportSessionsOptions, type RedisStoreOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore,
+  type StoredSession, type SessionPatch, type StoreContext
 } from 'fastify-user-sessions'
 
 declare module 'fastify-user-sessions' {
@@ -114,6 +115,14 @@ expectType<InstanceType<typeof Authenticator>>(passportSessions(new Authenticato
 passportSessions({})
 // @ts-expect-error userId maps to a string or a number
 passportSessions(new Authenticator(), { userId: () => ({}) })
+const replicated: RedisStoreOptions = { url: 'redis://127.0.0.1:6379', waitForReplicas: 1 }
+expectType<number | undefined>(replicated.waitForReplicas)
+app.setErrorHandler(sessionErrorHandler())
+app.setErrorHandler(sessionErrorHandler(async function (error, _request, reply) {
+  expectType<string>(error.code)
+  return await reply.code(500).send({ failed: isStoreUnavailable(error) })
+}, { interval: 5000 }))
+expectType<number>(new errors.FST_SESSION_STORE_NOT_REPLICATED(0, 1, 1800).statusCode as number)
 
 const err = new errors.FST_SESSION_STORE_UNAVAILABLE('down')
 expectType<string>(err.code)

@@ -2,14 +2,16 @@
 // It imports the package by its own name (dist/), listens on a free loopback port and tells
 // the parent the port over IPC. Logs are pino JSON lines on stdout, counted by the parent.
 //
-// config: { store: 'memory' | 'redis' | 'cookie', redisUrl?, maxSessions?, maxSessionsPerUser?,
+// config: { store: 'memory' | 'redis' | 'cookie', redisUrl?, redisCluster?: startup nodes (a Cluster client
+//           instead of redisUrl), waitForReplicas?, maxSessions?, maxSessionsPerUser?,
 //           alt?: a second plugin instance under /alt with the cookie name 'alt',
 //           lenientJson?: let __proto__ / constructor keys through Fastify's body parser,
 //           logLevel? }
 import { createHash } from 'node:crypto'
 import fastifyCookie from '@fastify/cookie'
 import Fastify from 'fastify'
-import session, { knownStores, MemoryStore } from 'fastify-user-sessions'
+import { Cluster } from 'ioredis'
+import session, { knownStores, MemoryStore, sessionErrorHandler } from 'fastify-user-sessions'
 
 const config = JSON.parse(process.argv[2])
 export const SECRETS = ['hardening-secret-newest-of-at-least-32-bytes', 'hardening-secret-older-of-at-least-32-bytes!']
@@ -21,6 +23,14 @@ const CLIENT_ERRORS = new Map([
   ['FST_SESSION_USER_ID_INVALID', 400]
 ])
 
+let clusterClient
+/** One Cluster client for the process, closed with the app (the store never closes a client it was given). */
+function cluster () {
+  clusterClient ??= new Cluster(config.redisCluster)
+  clusterClient.on('error', () => {}) // the store logs the outage; ioredis would print each error
+  return clusterClient
+}
+
 function hash (value) {
   return value === undefined ? null : createHash('sha256').update(value).digest('base64url').slice(0, 22)
 }
@@ -28,7 +38,11 @@ function hash (value) {
 function storeOptions (prefix) {
   switch (config.store) {
     case 'memory': return { table: `hardening-${prefix}`, ...(config.maxSessions ? { maxSessions: config.maxSessions } : {}) }
-    case 'redis': return { url: config.redisUrl, prefix: `${prefix}:` }
+    case 'redis': return {
+      ...(config.redisCluster === undefined ? { url: config.redisUrl } : { client: cluster() }),
+      prefix: `${prefix}:`,
+      ...(config.waitForReplicas === undefined ? {} : { waitForReplicas: config.waitForReplicas })
+    }
     case 'cookie': return { revocation: 'memory' }
     default: throw new Error(`unknown target ${config.store}`)
   }
@@ -62,6 +76,9 @@ async function main () {
     logger: { level: config.logLevel ?? 'warn' },
     ...(config.lenientJson ? { onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' } : {})
   })
+  // The store's 503s as one warning per interval, not one error line per request (README, "High availability").
+  app.setErrorHandler(sessionErrorHandler())
+  app.addHook('onClose', async () => { clusterClient?.disconnect() })
   for (const store of ['memory', config.store]) {
     if (!knownStores().includes(store)) {
       process.send({ unavailable: `store '${store}' is not registered (knownStores(): ${knownStores().join(', ')})` })
@@ -160,8 +177,8 @@ async function main () {
       const sessions = await main.sessions.getAll(String(req.query.user))
       return sessions.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, data: s.data }))
     })
-    main.get('/admin/health', async () => {
-      if (config.store !== 'cookie') await main.sessions.getAll('health-probe')
+    main.get('/admin/health', async (req) => {
+      if (config.store !== 'cookie') await main.sessions.getAll(String(req.query.user ?? 'health-probe'))
       return { ok: true }
     })
     main.get('/admin/stats', async () => ({

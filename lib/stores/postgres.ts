@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import { DEFAULT_TIMEOUT_MS, fail, integerAtLeast, knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
+import { DEFAULT_TIMEOUT_MS, fail, knownKeys, nonNegativeInteger, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
 import { statements, tableNames, toJson, toStored, UNSTORABLE_TEXT, type Row, type Statements } from './postgres-sql.js'
@@ -105,7 +105,7 @@ export class PostgresStore implements SessionStore {
     this.#lockSeed = qualified + '\0'
     this.#timeout = positiveInteger('storeOptions.timeout', options.timeout, DEFAULT_TIMEOUT_MS)
     this.#batch = positiveInteger('storeOptions.cleanupBatch', options.cleanupBatch, 1000)
-    const interval = integerAtLeast('storeOptions.cleanupInterval', options.cleanupInterval, 60_000, 0)
+    const interval = nonNegativeInteger('storeOptions.cleanupInterval', options.cleanupInterval, 60_000)
     this.#clock = context.clock
     this.#log = context.log
     this.#maxPerUser = context.maxSessionsPerUser

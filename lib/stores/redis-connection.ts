@@ -38,12 +38,14 @@ export class RedisConnection {
   #queue: Queued[] = []
   readonly #batching: boolean
 
-  /** Uses `client`, or makes (and will close) one from `url`. */
-  constructor (client: Redis | Cluster | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger) {
+  /** Uses `client`, or makes (and will close) one from `url`; `own`: close `client` too. */
+  constructor (client: Redis | Cluster | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger,
+    own = client === undefined) {
     this.#timeout = timeout
     this.#log = log
-    this.#own = client === undefined
+    this.#own = own
     this.client = client ?? this.#connect(url as string)
+    if (own && client !== undefined) this.#watch(client)
     // A Cluster routes each command to its own node: only a single server's client batches.
     this.#batching = this.client instanceof Redis
     if ((client as { options?: { enableAutoPipelining?: unknown } } | undefined)?.options?.enableAutoPipelining === true) {
@@ -62,7 +64,12 @@ export class RedisConnection {
       connectTimeout: this.#timeout,
       enableAutoPipelining: false
     })
-    // One warning per outage, one info line when it ends; ioredis reconnects on its own.
+    this.#watch(client)
+    return client
+  }
+
+  /** One warning per outage, one info line when it ends; ioredis reconnects on its own. */
+  #watch (client: Redis | Cluster): void {
     client.on('error', (err: Error & { code?: string }) => {
       if (this.#failing) return
       this.#failing = true
@@ -78,7 +85,19 @@ export class RedisConnection {
       this.#failing = false
       this.#log.info('redis session store: connection restored')
     })
-    return client
+  }
+
+  /**
+   * A connection of its own to the same Redis or Cluster, closed with the store: for calls that
+   * hold their connection, such as WAIT, which would otherwise stall every other call behind it.
+   */
+  duplicate (): RedisConnection {
+    const client = this.client
+    // A Cluster's copy starts from the nodes known now: its startup nodes may have died since.
+    const copy = client instanceof Redis
+      ? client.duplicate()
+      : client.duplicate(client.nodes().map(({ options }) => ({ host: options.host, port: options.port })))
+    return new RedisConnection(copy, undefined, this.#timeout, this.#log, true)
   }
 
   /** Resolves when the client is next ready; one listener, whatever the number of waiting calls. */
@@ -125,7 +144,8 @@ export class RedisConnection {
         }, (err: Error) => {
           clearTimeout(timer)
           // ioredis errors carry the command's arguments (session ids, data): keep the message only.
-          reject(unavailable(err.message))
+          // Our own typed errors (a revocation not replicated) go through as they are.
+          reject(String((err as { code?: unknown }).code).startsWith('FST_SESSION_') ? err : unavailable(err.message))
         })
       }
       if (this.client.status === 'ready') run()

@@ -1,9 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { FST_SESSION_OPTION_INVALID, FST_SESSION_USER_ID_INVALID } from '../errors.js'
+import { fail, redisOptions } from '../check.js'
+import { FST_SESSION_USER_ID_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
 import { parseValue } from '../json.js'
 import { RedisConnection } from './redis-connection.js'
+import { revocationWrites, type RevocationWrites } from './redis-replicated.js'
 import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './redis-scripts.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
@@ -32,6 +34,13 @@ export interface RedisStoreOptions {
   timeout?: number
   /** Turns each session data value into a string and back. @default JSON, read back with prototype-poisoning protection */
   serializer?: RedisSerializer
+  /**
+   * Replicas that must acknowledge every revocation (`delete`, `deleteAll`, `destroy`, the old id
+   * at `login()` / `regenerate()`, evictions at the per-user cap) before it resolves: `WAIT`
+   * within `timeout`, else a `FST_SESSION_STORE_NOT_REPLICATED` 503. Data writes never wait.
+   * @default 0
+   */
+  waitForReplicas?: number
 }
 
 interface Keys {
@@ -43,37 +52,21 @@ interface Keys {
   member: string
 }
 
-const OPTION_KEYS = new Set(['client', 'url', 'prefix', 'timeout', 'serializer'])
+const OPTION_KEYS = ['client', 'url', 'prefix', 'timeout', 'serializer', 'waitForReplicas']
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
 
-function invalid (option: string, message: string): never {
-  throw new FST_SESSION_OPTION_INVALID(option === '' ? 'storeOptions' : `storeOptions.${option}`, message)
-}
-
-function checkOptions (options: RedisStoreOptions): void {
-  if (options === null || typeof options !== 'object') invalid('', 'must be an object')
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) invalid(key, `unknown option; known: ${[...OPTION_KEYS].join(', ')}`)
+function checkSerializer (serializer: unknown): RedisSerializer {
+  if (serializer === undefined) return JSON_SERIALIZER
+  if (serializer === null || typeof serializer !== 'object' ||
+    typeof (serializer as RedisSerializer).stringify !== 'function' || typeof (serializer as RedisSerializer).parse !== 'function') {
+    fail('storeOptions.serializer', 'must be an object with stringify and parse functions')
   }
-  const { client, url, prefix, timeout, serializer } = options
-  if ((client === undefined) === (url === undefined)) invalid('client', 'give either a client or a url')
-  if (client !== undefined && (client === null || typeof client !== 'object' ||
-    typeof client.evalsha !== 'function' || typeof client.hgetall !== 'function')) {
-    invalid('client', 'must be an ioredis Redis or Cluster client')
-  }
-  if (url !== undefined && (typeof url !== 'string' || url.length === 0)) invalid('url', 'must be a non-empty string')
-  if (prefix !== undefined && (typeof prefix !== 'string' || /[{}]/.test(prefix))) {
-    invalid('prefix', 'must be a string without { or }')
-  }
-  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout <= 0)) invalid('timeout', 'must be a positive integer')
-  if (serializer !== undefined && (serializer === null || typeof serializer !== 'object' ||
-    typeof serializer.stringify !== 'function' || typeof serializer.parse !== 'function')) {
-    invalid('serializer', 'must be an object with stringify and parse functions')
-  }
+  return serializer as RedisSerializer
 }
 
 export class RedisStore implements SessionStore {
   readonly #redis: RedisConnection
+  readonly #revocations: RevocationWrites
   /** The store's prefix; `#base` adds the client's own keyPrefix, for keys built inside scripts. */
   readonly #prefix: string
   readonly #base: string
@@ -83,18 +76,19 @@ export class RedisStore implements SessionStore {
   readonly #maxPerUser: number
 
   constructor (options: RedisStoreOptions, context: StoreContext) {
-    checkOptions(options)
-    this.#prefix = options.prefix ?? 'sess:'
-    this.#serializer = options.serializer ?? JSON_SERIALIZER
+    const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.', options, OPTION_KEYS)
+    this.#prefix = prefix
+    this.#serializer = checkSerializer(options.serializer)
     this.#clock = context.clock
     this.#log = context.log
     this.#maxPerUser = context.maxSessionsPerUser
     const clientPrefix = (options.client as { options?: { keyPrefix?: unknown } } | undefined)?.options?.keyPrefix
     if (typeof clientPrefix === 'string' && /[{}]/.test(clientPrefix)) {
-      invalid('client', 'the client\'s keyPrefix must not hold { or }')
+      fail('storeOptions.client', 'the client\'s keyPrefix must not hold { or }')
     }
     this.#base = (typeof clientPrefix === 'string' ? clientPrefix : '') + this.#prefix
-    this.#redis = new RedisConnection(options.client, options.url, options.timeout ?? 2000, context.log)
+    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
   }
 
   /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
@@ -163,8 +157,11 @@ export class RedisStore implements SessionStore {
     if (session.userAgent !== undefined) fields.push('g', session.userAgent)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
     const base = keys.index === undefined ? '' : this.#userBase(ownerKeyOf(id) as string)
-    const evicted = await this.#redis.run(INSERT, this.#keyList(keys),
-      [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]) as number
+    const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]
+    // Only a bound session can evict others: an anonymous insert is a plain data write.
+    const evicted = (keys.index === undefined
+      ? await this.#redis.run(INSERT, [keys.key], args)
+      : await this.#revocations.runMaybe(INSERT, this.#keyList(keys), args, (reply) => (reply as number) > 0)) as number
     if (evicted > 0) this.#log.debug({ evicted }, 'redis session store: a user at the cap lost their least recently used sessions')
     return evicted >= 0
   }
@@ -182,7 +179,7 @@ export class RedisStore implements SessionStore {
   async delete (id: string): Promise<boolean> {
     if (!isSessionId(id)) return false
     const keys = this.#keys(id)
-    return await this.#redis.run(DELETE, this.#keyList(keys), [this.#clock(), keys.member]) === 1
+    return await this.#revocations.run(DELETE, this.#keyList(keys), [this.#clock(), keys.member]) === 1
   }
 
   async getAll (userId: string): Promise<StoredSession[]> {
@@ -206,11 +203,11 @@ export class RedisStore implements SessionStore {
     for (const id of except) {
       if (ownerKeyOf(id) === owner) keep.push(id.slice(owner.length + 1))
     }
-    return await this.#redis.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as number
+    return await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as number
   }
 
   async close (): Promise<void> {
-    await this.#redis.close()
+    await Promise.all([this.#redis.close(), this.#revocations.close()])
   }
 }
 

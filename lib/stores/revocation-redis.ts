@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
-import { FST_SESSION_OPTION_INVALID } from '../errors.js'
+import { redisOptions } from '../check.js'
 import { ownerKeyOf, userKey } from '../ids.js'
 import { RedisConnection } from './redis-connection.js'
+import { revocationWrites, type RevocationWrites } from './redis-replicated.js'
 import type { Script } from './redis-scripts.js'
 import type { RevocationStore, StoreContext } from './store.js'
 
@@ -28,6 +29,8 @@ export interface RedisRevocationOptions {
   prefix?: string
   /** Milliseconds a call may wait for Redis (or for the connection) before it fails with a 503. @default 2000 */
   timeout?: number
+  /** Replicas that must acknowledge each revocation (`WAIT`), as the Redis store's option. @default 0 */
+  waitForReplicas?: number
 }
 
 function script (lua: string): Script {
@@ -51,36 +54,20 @@ for i = 3, #ARGV do redis.call('HSET', KEYS[1], 'k:' .. ARGV[i], '1') end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1`)
 
-const OPTION_KEYS = new Set(['type', 'client', 'url', 'prefix', 'timeout'])
-
-function invalid (option: string, message: string): never {
-  throw new FST_SESSION_OPTION_INVALID(`storeOptions.revocation.${option}`, message)
-}
-
-function checkOptions (options: RedisRevocationOptions): void {
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) invalid(key, `unknown option; known: ${[...OPTION_KEYS].join(', ')}`)
-  }
-  const { client, url, prefix, timeout } = options
-  if ((client === undefined) === (url === undefined)) invalid('client', 'give either a client or a url')
-  if (client !== undefined && (client === null || typeof client !== 'object' || typeof client.evalsha !== 'function')) {
-    invalid('client', 'must be an ioredis Redis or Cluster client')
-  }
-  if (url !== undefined && (typeof url !== 'string' || url.length === 0)) invalid('url', 'must be a non-empty string')
-  if (prefix !== undefined && (typeof prefix !== 'string' || /[{}]/.test(prefix))) invalid('prefix', 'must be a string without { or }')
-  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout <= 0)) invalid('timeout', 'must be a positive integer')
-}
+const OPTION_KEYS = ['type', 'client', 'url', 'prefix', 'timeout', 'waitForReplicas']
 
 export class RedisRevocation implements RevocationStore {
   readonly #redis: RedisConnection
+  readonly #revocations: RevocationWrites
   readonly #prefix: string
   readonly #clock: () => number
 
   constructor (options: RedisRevocationOptions, context: StoreContext) {
-    checkOptions(options)
-    this.#prefix = options.prefix ?? 'sess:'
+    const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.revocation.', options, OPTION_KEYS)
+    this.#prefix = prefix
     this.#clock = context.clock
-    this.#redis = new RedisConnection(options.client, options.url, options.timeout ?? 2000, context.log)
+    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
   }
 
   #userKey (userId: string): string {
@@ -106,15 +93,14 @@ export class RedisRevocation implements RevocationStore {
 
   async revoke (id: string, until: number): Promise<boolean> {
     if (until <= this.#clock()) return false
-    const redis = this.#redis
-    return await redis.call(() => redis.client.set(this.#denyKey(id), '1', 'PXAT', until, 'NX')) === 'OK'
+    return await this.#revocations.command(['set', this.#denyKey(id), '1', 'PXAT', until, 'NX']) === 'OK'
   }
 
   async revokeAll (userId: string, except: readonly string[], until: number): Promise<void> {
-    await this.#redis.run(REVOKE_ALL, [this.#userKey(userId)], [this.#clock(), until, ...except])
+    await this.#revocations.run(REVOKE_ALL, [this.#userKey(userId)], [this.#clock(), until, ...except])
   }
 
   async close (): Promise<void> {
-    await this.#redis.close()
+    await Promise.all([this.#redis.close(), this.#revocations.close()])
   }
 }

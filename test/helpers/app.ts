@@ -11,8 +11,10 @@ export function testClock (start = Date.now()): { now: () => number, tick: (ms: 
 }
 
 /** An app with the plugin and the routes of the contract. */
-export async function buildApp (options: Partial<FastifyUserSessionsOptions> = {}, logger: boolean | object = false): Promise<FastifyInstance> {
+export async function buildApp (options: Partial<FastifyUserSessionsOptions> = {}, logger: boolean | object = false,
+  setup?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
   const app = Fastify({ logger: logger as boolean })
+  setup?.(app) // before the routes, which take the error handler set when they are declared
   await app.register(session, { secret: SECRET, ...options } as FastifyUserSessionsOptions)
   app.get('/', async () => ({ ok: true }))
   app.get('/counter', async (req) => ({ counter: req.session.get('counter') ?? 0 }))
