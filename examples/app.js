@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import userSessions from 'fastify-user-sessions'
 import { STYLE_HASH, devicesPage, errorPage, loginPage } from './views.js'
@@ -44,16 +43,13 @@ function formError (statusCode, message) {
 }
 
 /**
- * Builds the example app on the in-memory store. Without a `secret`, a random one is made and a
- * warning logged: sessions then end when the process does (fine for development only).
+ * Builds the example app on the in-memory store, which needs no `secret` (the cookie's own
+ * 256-bit secret authenticates it); one is passed on when given, for a store that seals.
+ * Sessions end when the process does.
  */
-export async function buildApp ({ secret, logger = false, ...sessionOptions } = {}) {
+export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
   const app = Fastify({ logger })
-  if (secret === undefined) {
-    secret = randomBytes(32).toString('base64url')
-    app.log.warn('SESSION_SECRET is not set: using a random secret for this run (development only)')
-  }
-  await app.register(userSessions, { store: 'memory', ...sessionOptions, secret })
+  await app.register(userSessions, { store: 'memory', ...sessionOptions })
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
     (request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body))) })

@@ -15,7 +15,7 @@ export function configFromEnv (env) {
     port: port(env.PORT),
     host: env.HOST || '127.0.0.1',
     logLevel: env.LOG_LEVEL || 'info',
-    // Unset or empty: app.js makes a random secret and logs a warning.
+    // Unset or empty: none; the example's memory store needs none (a sealing store would).
     secret: env.SESSION_SECRET || undefined
   }
 }
