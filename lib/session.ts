@@ -150,8 +150,13 @@ export class Session {
     const json = checkValue(key, value)
     const unchanged = Object.hasOwn(this.#data, key) && (this.#seen?.get(key) ?? JSON.stringify(this.#data[key])) === json
     this.#data[key] = value
-    this.#seen ??= new Map()
-    this.#seen.set(key, json)
+    // Only an object can change in place behind the session's back; a primitive is its own JSON.
+    if (typeof value === 'object' && value !== null) {
+      this.#seen ??= new Map()
+      this.#seen.set(key, json)
+    } else {
+      this.#seen?.delete(key)
+    }
     if (unchanged) return this
     this.#cookie = undefined
     const changes = this.#pending()

@@ -41,7 +41,7 @@ export type LoadResult<S extends SessionState = SessionState> =
 export interface DataChange {
   readonly clear: boolean
   readonly set: Record<string, unknown>
-  readonly unset: readonly string[]
+  readonly unset: string[]
 }
 
 /** A session the backend just created: its state and the secret its credential carries. */

@@ -87,7 +87,7 @@ export class ServerBackend implements Backend<StoredSession> {
     const ok = await this.#store.patch(state.id, {
       clear: change?.clear ?? false,
       set: change?.set ?? emptyData(),
-      unset: change === undefined ? [] : [...change.unset],
+      unset: change?.unset ?? [],
       lastSeenAt: now,
       expiresAt
     })

@@ -102,7 +102,6 @@ class Replicated implements RevocationWrites {
   }
 }
 
-/** `waitForReplicas` as both Redis stores check it; `invalid` names the option in the store's own way. */
 /** What the store revokes through, decided once from `waitForReplicas`. */
 export function revocationWrites (redis: RedisConnection, waitForReplicas: number, timeout: number): RevocationWrites {
   return waitForReplicas === 0 ? unreplicated(redis) : new Replicated(redis, waitForReplicas, timeout)
