@@ -36,6 +36,16 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
       assert.deepEqual((await store.get(record.id))?.data, record.data, 'a read returns a copy')
     }
   }],
+  ['policy', 'a session\'s own settings (policy) are kept as they are, through reads, patches and getAll', async ({ store, add, patch }) => {
+    const own = await add('alice', { policy: 'b.s.t3600.a86400' })
+    const plain = await add('alice')
+    assert.equal((await store.get(own.id))?.policy, 'b.s.t3600.a86400')
+    assert.equal((await store.get(plain.id))?.policy, undefined, 'none for a session on the app\'s settings')
+    assert.equal(await store.patch(own.id, patch({ set: nullProto({ a: 1 }) })), true)
+    assert.equal((await store.get(own.id))?.policy, 'b.s.t3600.a86400', 'a patch keeps it')
+    const all = await store.getAll('alice')
+    assert.deepEqual(all.map((s) => [s.id, s.policy]).sort(), [[own.id, 'b.s.t3600.a86400'], [plain.id, undefined]].sort())
+  }],
   ['unknown', 'get, patch and delete of an unknown id find nothing', async ({ store, make, patch }) => {
     for (const id of [make().record.id, make('alice').record.id, 'x{y}*', '']) {
       assert.equal(await store.get(id), undefined)

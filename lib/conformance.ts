@@ -55,6 +55,7 @@ async function withFixture (options: ConformanceOptions, name: string, maxSessio
       authenticatedAt: userId === undefined ? undefined : time,
       ip: '203.0.113.7',
       userAgent: 'conformance/1.0',
+      policy: undefined,
       ...changes
     }
     return { record, secret }

@@ -1,7 +1,8 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { FST_SESSION_COOKIE_TOO_LARGE } from './errors.js'
 import type { CookieAttributeOverrides } from './cookie-overrides.js'
 import type { NormalizedOptions } from './options.js'
+import { decodePolicy, DEFAULT_POLICY, type Policy } from './policy.js'
 import { storeError } from './store-errors.js'
 
 // What every backend and every session of one plugin instance share, whatever the store:
@@ -57,9 +58,34 @@ export class SessionCore {
     return this.options.clock()
   }
 
-  /** The effective deadline of a session created at `createdAt`, active at `now`. */
-  deadline (createdAt: number, now: number, ttlMs = this.ttlMs): number {
-    return Math.min(now + ttlMs, createdAt + this.absoluteTtlMs)
+  /** The effective deadline of a session created at `createdAt`, active at `now`, under its own settings. */
+  deadline (createdAt: number, now: number, policy: Policy = DEFAULT_POLICY, ttlMs = this.ttlOf(policy)): number {
+    return Math.min(now + ttlMs, createdAt + this.absoluteTtlOf(policy))
+  }
+
+  /** A session's idle timeout in milliseconds: its own, or the app's. */
+  ttlOf (policy: Policy): number {
+    return policy.ttl === undefined ? this.ttlMs : policy.ttl * 1000
+  }
+
+  /** A session's absolute timeout in milliseconds: its own, or the app's. */
+  absoluteTtlOf (policy: Policy): number {
+    return policy.absoluteTtl === undefined ? this.absoluteTtlMs : policy.absoluteTtl * 1000
+  }
+
+  /** How far the idle deadline must move before a rolling refresh writes it. */
+  refreshStepOf (policy: Policy): number {
+    return policy.ttl === undefined ? this.refreshStepMs : Math.max(1, Math.floor(policy.ttl * 1000 * this.options.refreshFraction))
+  }
+
+  /**
+   * The settings of a loaded session, when they are readable and its credential came the way
+   * the session travels (a cookie value is no bearer token, nor the reverse); else undefined.
+   */
+  policyFor (encoded: string | undefined, bearer: boolean): Policy | undefined {
+    if (encoded === undefined) return bearer ? undefined : DEFAULT_POLICY
+    const policy = decodePolicy(encoded)
+    return policy !== undefined && (policy.transport === 'bearer') === bearer ? policy : undefined
   }
 
   /** Where the request came from, for a devices page; nothing when `trackClient` is off. */
@@ -69,22 +95,22 @@ export class SessionCore {
     return { ip: request.ip, userAgent: typeof userAgent === 'string' ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : undefined }
   }
 
-  /** A cookie that does not authenticate: a debug line says why, never what it held. */
-  reject (request: FastifyRequest, reason: string): typeof REJECTED {
-    request.log.debug({ reason }, 'session cookie refused; starting a fresh session')
+  /** A credential that does not authenticate: a debug line says why, never what it held. */
+  reject (log: FastifyBaseLogger, reason: string): typeof REJECTED {
+    log.debug({ reason }, 'session credential refused; starting a fresh session')
     return REJECTED
   }
 
   /** A warning at most every UNAVAILABLE_LOG_INTERVAL ms (real time), debug lines between: an outage must not flood the log. */
-  unavailable (request: FastifyRequest, err: unknown): { kind: 'unavailable', error: Error } {
+  unavailable (log: FastifyBaseLogger, err: unknown): { kind: 'unavailable', error: Error } {
     const error = storeError(err)
     const now = Date.now()
     const details = { err: { message: error.message, code: (error as { code?: string }).code } }
     if (now - this.#lastUnavailableWarning >= UNAVAILABLE_LOG_INTERVAL) {
       this.#lastUnavailableWarning = now
-      request.log.warn(details, 'session store unavailable while loading a session')
+      log.warn(details, 'session store unavailable while loading a session')
     } else {
-      request.log.debug(details, 'session store unavailable while loading a session')
+      log.debug(details, 'session store unavailable while loading a session')
     }
     return { kind: 'unavailable', error }
   }
@@ -110,10 +136,15 @@ export class SessionCore {
     if (size > MAX_SET_COOKIE_BYTES) throw new FST_SESSION_COOKIE_TOO_LARGE(size, MAX_SET_COOKIE_BYTES)
   }
 
-  /** `overrides`: what `request.session.options()` accepted for this response (already checked), which can lengthen the header. */
-  writeCookie (reply: FastifyReply, value: string, expiresAt: number, overrides?: CookieAttributeOverrides): void {
+  /**
+   * `overrides`: what `request.session.options()` accepted for this response (already checked),
+   * which can lengthen the header. `persistent: false`: no Max-Age, a cookie that dies with the browser.
+   */
+  writeCookie (reply: FastifyReply, value: string, expiresAt: number, overrides: CookieAttributeOverrides | undefined,
+    persistent: boolean): void {
     if (overrides !== undefined) this.checkCookieSize(reply.request, value, expiresAt, overrides)
-    reply.setCookie(this.options.cookieName, value, { ...this.#attributes, ...overrides, maxAge: this.maxAge(expiresAt) })
+    reply.setCookie(this.options.cookieName, value,
+      { ...this.#attributes, ...overrides, maxAge: persistent ? this.maxAge(expiresAt) : undefined })
     noStore(reply)
   }
 

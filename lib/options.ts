@@ -76,6 +76,13 @@ export interface SessionOptions {
   maxSessionsPerUser?: number
   /** Record the client's IP and User-Agent when a session is created (for a devices page). @default true */
   trackClient?: boolean
+  /**
+   * Accept `Authorization: Bearer <token>` as the session credential, for API clients (mobile
+   * apps, CLIs) that keep no cookies: `login(id, { transport: 'bearer' })` issues the token
+   * (`request.session.token`). A request with a bearer token never reads nor sets the session
+   * cookie. Needs a server-side store. @default false
+   */
+  bearer?: boolean
   /** Clock in milliseconds since the epoch; for tests. @default Date.now */
   clock?: () => number
 }
@@ -109,6 +116,7 @@ export interface NormalizedOptions {
   readonly refreshFraction: number
   readonly maxSessionsPerUser: number
   readonly trackClient: boolean
+  readonly bearer: boolean
   readonly clock: () => number
 }
 
@@ -118,7 +126,7 @@ const DEFAULT_ABSOLUTE_TTL = 2_592_000 // 30 days
 // RFC 6265 cookie-name: a token, no separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const OPTION_KEYS = ['secret', 'store', 'storeOptions', 'cookieName', 'cookie', 'ttl', 'absoluteTtl',
-  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'clock'] as const
+  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'bearer', 'clock'] as const
 const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'priority'] as const
 const NO_SECRETS: ReadonlyArray<string | Buffer> = Object.freeze([])
 
@@ -217,6 +225,7 @@ export function normalizeOptions (options: FastifyUserSessionsOptions): Normaliz
     refreshFraction,
     maxSessionsPerUser: positiveInteger('maxSessionsPerUser', o.maxSessionsPerUser, 100),
     trackClient: boolean('trackClient', o.trackClient, true),
+    bearer: boolean('bearer', o.bearer, false),
     clock: clock as () => number
   })
 }

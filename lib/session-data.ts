@@ -19,11 +19,6 @@ export interface SessionData {}
 export type SessionKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>
 export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
 
-export interface LoginOptions {
-  /** Carry the anonymous session's data into the new one; `true` for all keys, or a list of keys. @default false */
-  keepData?: boolean | readonly string[]
-}
-
 const MAX_KEY_LENGTH = 256
 const LONE_SURROGATE = /\p{Cs}/u
 const REFUSE_POISON = { protoAction: 'error', constructorAction: 'error' } as const

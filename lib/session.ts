@@ -4,7 +4,8 @@ import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverr
 import type { SessionCore } from './core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
 import { newSessionId, normalizeUserId } from './ids.js'
-import { checkKey, checkValue, emptyData, type LoginOptions, type SessionKey, type SessionValue } from './session-data.js'
+import { DEFAULT_POLICY, loginPolicy, type LoginOptions, type Policy } from './policy.js'
+import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from './session-data.js'
 import { storeError, withStoreErrors } from './store-errors.js'
 
 interface Changes {
@@ -25,6 +26,9 @@ interface Changes {
  */
 type Outcome = 'write' | 'renew' | 'drop' | 'none'
 
+/** A session created by the first write of an anonymous session on a bearer request travels as a token too. */
+const BEARER: Policy = Object.freeze({ ...DEFAULT_POLICY, transport: 'bearer' as const })
+
 export class Session {
   readonly #backend: Backend
   readonly #core: SessionCore
@@ -34,6 +38,14 @@ export class Session {
   /** The id shown by `id` before the session is first stored. */
   #id: string | undefined
   #secret = ''
+  /** Its own settings (login()'s lifetimes, its transport); the app's until then. */
+  #policy: Policy = DEFAULT_POLICY
+  /** The request came with a bearer token: its response never sets the session cookie. */
+  readonly #bearerRequest: boolean
+  /** The request came with a session cookie (live or not). */
+  readonly #hadCookie: boolean
+  /** The credential was issued by this request (login, regenerate, first write): `token` shows it. */
+  #issued = false
   #data: Record<string, unknown>
   #changes: Changes | undefined
   /** The cookie goes out on this response. */
@@ -50,14 +62,16 @@ export class Session {
   #cookieOverrides: CookieAttributeOverrides | undefined
 
   /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
-  constructor (backend: Backend, request: FastifyRequest, start: LoadResult) {
+  constructor (backend: Backend, request: FastifyRequest, start: LoadResult, bearer = false) {
     this.#backend = backend
     this.#core = backend.core
     this.#request = request
+    this.#bearerRequest = bearer
+    this.#hadCookie = !bearer && start.kind !== 'none'
     this.#data = emptyData()
     switch (start.kind) {
       case 'rejected':
-        this.#expire = true
+        this.#expire = !bearer
         break
       case 'unavailable':
         this.#error = start.error
@@ -65,6 +79,7 @@ export class Session {
       case 'loaded':
         this.#state = start.state
         this.#secret = start.secret
+        this.#policy = start.policy
         this.#data = Object.assign(this.#data, start.state.data)
         this.#resend = start.renew
         break
@@ -111,6 +126,18 @@ export class Session {
   get authenticatedAt (): number | undefined {
     this.#available()
     return this.#state?.authenticatedAt
+  }
+
+  /**
+   * The bearer token of a session that travels as one (`login(id, { transport: 'bearer' })`),
+   * on the response that issued it only: hand it to the client once. Never stored, never logged;
+   * undefined otherwise. A session first stored when the response is sent shows it after `save()`.
+   */
+  get token (): string | undefined {
+    this.#available()
+    const state = this.#state
+    if (state === undefined || !this.#issued || this.#policy.transport !== 'bearer') return undefined
+    return this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
   }
 
   /** True until the session is stored. */
@@ -239,10 +266,10 @@ export class Session {
 
   /** Replaces the stored session with a new one holding `data`; the old id stops working at once. */
   async #replace (userId: string | undefined, data: Record<string, unknown>, createdAt: number,
-    authenticatedAt: number | undefined): Promise<void> {
+    authenticatedAt: number | undefined, policy: Policy): Promise<void> {
     const backend = this.#backend
     const old = this.#state
-    const issued = await backend.create(this.#request, { id: undefined, userId, data: { ...data }, createdAt, authenticatedAt })
+    const issued = await backend.create(this.#request, { id: undefined, userId, data: { ...data }, createdAt, authenticatedAt, policy })
     if (old !== undefined) {
       try {
         await backend.drop(old)
@@ -252,14 +279,16 @@ export class Session {
         throw storeError(err)
       }
     }
-    this.#adopt(issued)
+    this.#adopt(issued, policy)
     this.#data = Object.assign(emptyData(), data)
   }
 
-  /** The session just created becomes this one: nothing pending, its cookie to be sent. */
-  #adopt (issued: Issued): void {
+  /** The session just created becomes this one: nothing pending, its cookie (or token) to be sent. */
+  #adopt (issued: Issued, policy: Policy): void {
     this.#state = issued.state
     this.#secret = issued.secret
+    this.#policy = policy
+    this.#issued = true
     this.#changes = undefined
     this.#touched = false
     this.#cookie = undefined
@@ -292,21 +321,24 @@ export class Session {
       }
       return
     }
-    await withStoreErrors(this.#replace(state.userId, data, state.createdAt, state.authenticatedAt))
+    await withStoreErrors(this.#replace(state.userId, data, state.createdAt, state.authenticatedAt, this.#policy))
   }
 
   /**
    * Binds the session to a user: a new id and secret (the old id is deleted from the store),
    * indexed under the user, with `authenticatedAt` set. Data is not carried over unless
    * `keepData` says so, so that nothing planted before login (a CSRF secret, say) survives it.
+   * `persistent`, `ttl`, `absoluteTtl` and `transport` give this session settings of its own,
+   * kept with it (and by `regenerate()`); anything invalid throws `FST_SESSION_OPTION_INVALID`.
    */
   async login (userId: string | number, options: LoginOptions = {}): Promise<void> {
     this.#available()
     const id = normalizeUserId(userId)
+    const policy = loginPolicy(options, this.#core, this.#backend.maxAbsoluteTtl, this.#bearerRequest)
     const keep = options.keepData ?? false
     const data = keep === true ? this.#data : Array.isArray(keep) ? this.#pick(keep) : emptyData()
     const now = this.#core.now()
-    await withStoreErrors(this.#replace(id, data, now, now))
+    await withStoreErrors(this.#replace(id, data, now, now, policy))
   }
 
   /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
@@ -314,7 +346,7 @@ export class Session {
     this.#available()
     const state = this.#state
     if (state !== undefined) await withStoreErrors(this.#backend.drop(state))
-    this.#expire ||= state !== undefined || this.#resend
+    this.#expire ||= !this.#bearerRequest && (state !== undefined || this.#resend)
     this.#forget()
   }
 
@@ -323,6 +355,8 @@ export class Session {
     this.#state = undefined
     this.#id = undefined
     this.#secret = ''
+    this.#policy = DEFAULT_POLICY
+    this.#issued = false
     this.#data = emptyData()
     this.#changes = undefined
     this.#cookie = undefined
@@ -349,11 +383,12 @@ export class Session {
     const now = core.now()
     if (state === undefined) {
       if (this.#changes === undefined && !this.#touched) return
+      const policy = this.#bearerRequest ? BEARER : DEFAULT_POLICY
       this.#adopt(await this.#backend.create(this.#request,
-        { id: this.#id, userId: undefined, data: { ...this.#data }, createdAt: now, authenticatedAt: undefined }))
+        { id: this.#id, userId: undefined, data: { ...this.#data }, createdAt: now, authenticatedAt: undefined, policy }), policy)
       return
     }
-    const deadline = core.deadline(state.createdAt, now)
+    const deadline = core.deadline(state.createdAt, now, this.#policy)
     const refresh = deadline > state.expiresAt && (this.#touched || this.#rollingDue(state, deadline))
     const changes = this.#changes
     if (changes === undefined && !refresh) return
@@ -377,14 +412,14 @@ export class Session {
   /** Rolling expiry: the deadline `deadline` is far enough past the stored one to be written. */
   #rollingDue (state: SessionState, deadline: number): boolean {
     const core = this.#core
-    return core.options.rolling && deadline - state.expiresAt >= core.refreshStepMs
+    return core.options.rolling && deadline - state.expiresAt >= core.refreshStepOf(this.#policy)
   }
 
   /** True when `#save` would write to the store (or, for a stateless store, seal again). */
   #mustSave (): boolean {
     if (this.#changes !== undefined || this.#touched) return true
     const state = this.#state
-    return state !== undefined && this.#rollingDue(state, this.#core.deadline(state.createdAt, this.#core.now()))
+    return state !== undefined && this.#rollingDue(state, this.#core.deadline(state.createdAt, this.#core.now(), this.#policy))
   }
 
   #outcome (): Outcome {
@@ -435,8 +470,15 @@ export class Session {
   }
 
   #renew (reply: FastifyReply, state: SessionState): void {
+    const policy = this.#policy
+    if (policy.transport === 'bearer') {
+      // A token goes out in the app's response body, never in Set-Cookie; a cookie this request
+      // came with stood for the session the token replaced, and is expired.
+      if (this.#hadCookie) this.#core.clearCookie(reply)
+      return
+    }
     this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
-    this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides)
+    this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides, policy.persistent)
   }
 }
 

@@ -1,6 +1,9 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { Backend } from './backends/backend.js'
+import { MAX_COOKIE_LENGTH } from './core.js'
 import { FST_SESSION_OPTION_INVALID } from './errors.js'
 import { normalizeUserId } from './ids.js'
+import type { SessionTransport } from './policy.js'
 import { checkData, type SessionData } from './session-data.js'
 
 /** A session as `app.sessions` shows it: everything but the secret's hash. Times in ms since the epoch. */
@@ -14,6 +17,14 @@ export interface SessionRecord {
   authenticatedAt: number | undefined
   ip: string | undefined
   userAgent: string | undefined
+  /** How the session travels: in the session cookie, or as a bearer token (`login(id, { transport: 'bearer' })`). */
+  transport: SessionTransport
+  /** False: its cookie carries no Max-Age and dies with the browser (`login(id, { persistent: false })`). */
+  persistent: boolean
+  /** Its idle timeout in seconds: its own from `login()`, else the app's. */
+  ttl: number
+  /** Its absolute timeout in seconds: its own from `login()`, else the app's. */
+  absoluteTtl: number
 }
 
 export interface SessionUpdate {
@@ -43,10 +54,33 @@ function optionalUser (userId: string | number | undefined): string | undefined 
  */
 export class UserSessions {
   readonly #backend: Backend
+  readonly #log: FastifyBaseLogger
 
   /** @internal */
-  constructor (backend: Backend) {
+  constructor (backend: Backend, log: FastifyBaseLogger) {
     this.#backend = backend
+    this.#log = log
+  }
+
+  /**
+   * The live session a credential stands for, outside a request (a WebSocket upgrade, a job):
+   * a session cookie's value or a bearer token. Undefined when it does not authenticate
+   * (tampered, unknown, expired, revoked). Writes nothing: no deadline moves. The record holds
+   * no secret and no hash.
+   */
+  async authenticate (credential: string): Promise<SessionRecord | undefined> {
+    if (typeof credential !== 'string') throw new FST_SESSION_OPTION_INVALID('credential', 'must be a string: a session cookie value or a bearer token')
+    if (credential === '' || credential.length > MAX_COOKIE_LENGTH) return undefined
+    const backend = this.#backend
+    const loaded = await backend.load(this.#log, credential, undefined)
+    switch (loaded.kind) {
+      case 'loaded':
+        return backend.record(loaded.state, loaded.policy)
+      case 'unavailable':
+        throw loaded.error
+      default:
+        return undefined
+    }
   }
 
   /** One live session, or undefined; with `userId`, only if it belongs to that user. */

@@ -17,8 +17,10 @@ t.test('getAll lists a user\'s live sessions with their device details, nothing 
   await loginAs(app, 'bob')
   const list = await app.sessions.getAll('alice')
   t.same(list.map((s) => s.id), [a.id, b.id], 'oldest first')
-  t.same(Object.keys(list[0] as object).sort(), ['authenticatedAt', 'createdAt', 'data', 'expiresAt', 'id', 'ip', 'lastSeenAt', 'userAgent', 'userId'])
+  t.same(Object.keys(list[0] as object).sort(), ['absoluteTtl', 'authenticatedAt', 'createdAt', 'data', 'expiresAt', 'id', 'ip',
+    'lastSeenAt', 'persistent', 'transport', 'ttl', 'userAgent', 'userId'])
   t.match(list[0], { userId: 'alice', userAgent: 'Firefox', ip: '127.0.0.1', createdAt: 5_000_000, expiresAt: 5_600_000, data: { name: 'alice' } })
+  t.match(list[0], { transport: 'cookie', persistent: true, ttl: 600, absoluteTtl: 2_592_000 }, 'the app\'s settings')
   const res = await app.inject({ url: '/devices', headers: { cookie: a.cookie } })
   t.equal(res.json().length, 2)
   t.notOk(res.body.includes(decodeURIComponent(a.cookie.slice(4)).split('.').at(-1) as string), 'no secret on the devices page')

@@ -1,5 +1,6 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
+import type { Policy } from '../policy.js'
 import type { SessionRecord } from '../user-sessions.js'
 
 // The one internal interface behind `request.session` and `app.sessions`. Which kind of
@@ -18,6 +19,8 @@ export interface SessionState {
   /** The effective deadline: the earlier of the idle and the absolute one. */
   readonly expiresAt: number
   readonly authenticatedAt: number | undefined
+  /** Its own settings from `login()`, encoded (lib/policy.ts); undefined: the app's. */
+  readonly policy?: string | undefined
 }
 
 /** A session about to be created by `login()`, `regenerate()` or the first write of an anonymous one. */
@@ -28,13 +31,14 @@ export interface NewSession {
   readonly data: Record<string, unknown>
   readonly createdAt: number
   readonly authenticatedAt: number | undefined
+  readonly policy: Policy
 }
 
-/** What the session cookie of a request gave. */
+/** What the session cookie (or bearer token) of a request gave. */
 export type LoadResult<S extends SessionState = SessionState> =
-  | { readonly kind: 'none' } // no cookie
-  | { readonly kind: 'rejected' } // a cookie that does not authenticate; to be expired
-  | { readonly kind: 'loaded', readonly state: S, readonly secret: string, readonly renew: boolean }
+  | { readonly kind: 'none' } // no credential
+  | { readonly kind: 'rejected' } // a credential that does not authenticate; a cookie is to be expired
+  | { readonly kind: 'loaded', readonly state: S, readonly secret: string, readonly renew: boolean, readonly policy: Policy }
   | { readonly kind: 'unavailable', readonly error: Error }
 
 /** Data changes since the session was loaded. `set` is a null-prototype object. */
@@ -58,8 +62,13 @@ export interface Persisted<S extends SessionState = SessionState> {
 
 export interface Backend<S extends SessionState = SessionState> {
   readonly core: SessionCore
-  /** Reads a cookie value; never throws. */
-  load (request: FastifyRequest, raw: string): Promise<LoadResult<S>>
+  /** The longest absolute timeout `login()` may give a session, in seconds. */
+  readonly maxAbsoluteTtl: number
+  /**
+   * Reads a credential; never throws. `bearer`: it came as a bearer token (true) or a cookie
+   * (false), and must match how the session travels; undefined: either (`app.sessions.authenticate`).
+   */
+  load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<S>>
   /** Stores (or seals) a new session. */
   create (request: FastifyRequest, init: NewSession): Promise<Issued<S>>
   /**
@@ -73,6 +82,9 @@ export interface Backend<S extends SessionState = SessionState> {
   drop (state: S): Promise<boolean>
   /** The cookie value for the session; throws `FST_SESSION_COOKIE_TOO_LARGE` rather than send what a browser drops. */
   cookieValue (request: FastifyRequest, state: S, secret: string, data: Record<string, unknown>): string
+
+  /** What `app.sessions` shows of a loaded session. */
+  record (state: S, policy: Policy): SessionRecord
 
   // The per-user model, arguments checked by UserSessions.
   get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined>

@@ -1,8 +1,10 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
 import { FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
 import { isSessionId, newSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { decodePolicy, encodePolicy, type Policy } from '../policy.js'
 import { withStoreErrors } from '../store-errors.js'
+import type { SessionRecord } from '../user-sessions.js'
 import type { RevocationStore, StatelessStore } from '../stores/store.js'
 import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionState } from './backend.js'
 import { owned } from './owned.js'
@@ -29,34 +31,41 @@ function unlisted (what: string): Error {
 
 export class SealedBackend implements Backend<SealedState> {
   readonly core: SessionCore
+  /** Revocations are kept for the app's absoluteTtl, so no session may be given a longer one. */
+  readonly maxAbsoluteTtl: number
   readonly #store: StatelessStore
   readonly #revocation: RevocationStore | undefined
 
   constructor (core: SessionCore, store: StatelessStore) {
     this.core = core
+    this.maxAbsoluteTtl = core.options.absoluteTtl
     this.#store = store
     this.#revocation = store.revocation
   }
 
   /** Opens the seal, checks the deadlines here, then asks revocation (one round trip). */
-  async load (request: FastifyRequest, raw: string): Promise<LoadResult<SealedState>> {
+  async load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<SealedState>> {
     const core = this.core
     const opened = this.#store.open(raw)
-    if (opened === undefined) return core.reject(request, 'bad seal')
+    if (opened === undefined) return core.reject(log, 'bad seal')
     const s = opened.session
+    // A sealing store carries no bearer tokens (the plugin refuses `bearer: true` with one).
+    const policy = bearer === undefined ? decodePolicy(s.policy) : core.policyFor(s.policy, bearer)
+    if (policy === undefined) return core.reject(log, 'unreadable settings')
     const now = core.now()
-    const absoluteAt = Math.min(s.absoluteAt, s.createdAt + core.absoluteTtlMs)
+    // Revocations are kept for the app's absoluteTtl: no sealed session may outlive it.
+    const absoluteAt = Math.min(s.absoluteAt, s.createdAt + Math.min(core.absoluteTtlOf(policy), core.absoluteTtlMs))
     const expiresAt = Math.min(s.expiresAt, absoluteAt)
-    if (expiresAt <= now) return core.reject(request, 'expired')
+    if (expiresAt <= now) return core.reject(log, 'expired')
     const revocation = this.#revocation
     if (revocation !== undefined) {
       let revoked: boolean
       try {
         revoked = await revocation.isRevoked(s.id, s.userId, s.generation)
       } catch (err) {
-        return core.unavailable(request, err)
+        return core.unavailable(log, err)
       }
-      if (revoked) return core.reject(request, 'revoked')
+      if (revoked) return core.reject(log, 'revoked')
     }
     const state: SealedState = {
       id: s.id,
@@ -67,9 +76,30 @@ export class SealedBackend implements Backend<SealedState> {
       expiresAt,
       absoluteAt,
       authenticatedAt: s.authenticatedAt,
-      generation: s.generation
+      generation: s.generation,
+      policy: s.policy
     }
-    return { kind: 'loaded', state, secret: '', renew: opened.renew }
+    return { kind: 'loaded', state, secret: '', renew: opened.renew, policy }
+  }
+
+  /** What the cookie says; a sealed session keeps no client address. */
+  record (state: SealedState, policy: Policy): SessionRecord {
+    const core = this.core
+    return {
+      id: state.id,
+      userId: state.userId,
+      data: state.data,
+      createdAt: state.createdAt,
+      lastSeenAt: state.lastSeenAt,
+      expiresAt: state.expiresAt,
+      authenticatedAt: state.authenticatedAt,
+      ip: undefined,
+      userAgent: undefined,
+      transport: policy.transport,
+      persistent: policy.persistent,
+      ttl: core.ttlOf(policy) / 1000,
+      absoluteTtl: core.absoluteTtlOf(policy) / 1000
+    }
   }
 
   /** Nothing is stored: a session of a user is sealed under the user's current revocation generation. */
@@ -78,7 +108,7 @@ export class SealedBackend implements Backend<SealedState> {
     const revocation = this.#revocation
     const generation = revocation === undefined || init.userId === undefined ? 0 : await revocation.generation(init.userId)
     const now = core.now()
-    const absoluteAt = init.createdAt + core.absoluteTtlMs
+    const absoluteAt = init.createdAt + core.absoluteTtlOf(init.policy)
     return {
       secret: '',
       state: {
@@ -87,10 +117,11 @@ export class SealedBackend implements Backend<SealedState> {
         data: init.data,
         createdAt: init.createdAt,
         lastSeenAt: now,
-        expiresAt: core.deadline(init.createdAt, now),
+        expiresAt: core.deadline(init.createdAt, now, init.policy),
         absoluteAt,
         authenticatedAt: init.authenticatedAt,
-        generation
+        generation,
+        policy: encodePolicy(init.policy)
       }
     }
   }
@@ -117,7 +148,8 @@ export class SealedBackend implements Backend<SealedState> {
       expiresAt: state.expiresAt,
       absoluteAt: state.absoluteAt,
       authenticatedAt: state.authenticatedAt,
-      generation: state.generation
+      generation: state.generation,
+      policy: state.policy
     })
     this.core.checkCookieSize(request, value, state.expiresAt)
     return value

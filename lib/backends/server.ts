@@ -1,7 +1,8 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
 import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
 import { hashSecret, newSecret, newSessionId, parseToken, secretMatches } from '../ids.js'
+import { decodePolicy, encodePolicy, MAX_LIFETIME, type Policy } from '../policy.js'
 import { emptyData } from '../session-data.js'
 import { withStoreErrors } from '../store-errors.js'
 import type { SessionStore, StoredSession } from '../stores/store.js'
@@ -16,7 +17,7 @@ import { owned } from './owned.js'
 
 const MAX_INSERT_ATTEMPTS = 100 // as Plug's ETS store
 
-function toRecord (s: StoredSession): SessionRecord {
+function toRecord (s: StoredSession, policy: Policy, core: SessionCore): SessionRecord {
   return {
     id: s.id,
     userId: s.userId,
@@ -26,12 +27,17 @@ function toRecord (s: StoredSession): SessionRecord {
     expiresAt: s.expiresAt,
     authenticatedAt: s.authenticatedAt,
     ip: s.ip,
-    userAgent: s.userAgent
+    userAgent: s.userAgent,
+    transport: policy.transport,
+    persistent: policy.persistent,
+    ttl: core.ttlOf(policy) / 1000,
+    absoluteTtl: core.absoluteTtlOf(policy) / 1000
   }
 }
 
 export class ServerBackend implements Backend<StoredSession> {
   readonly core: SessionCore
+  readonly maxAbsoluteTtl = MAX_LIFETIME
   readonly #store: SessionStore
 
   constructor (core: SessionCore, store: SessionStore) {
@@ -39,19 +45,25 @@ export class ServerBackend implements Backend<StoredSession> {
     this.#store = store
   }
 
-  async load (request: FastifyRequest, raw: string): Promise<LoadResult<StoredSession>> {
+  async load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<StoredSession>> {
     const core = this.core
     const token = parseToken(raw)
-    if (token === undefined) return core.reject(request, 'malformed')
+    if (token === undefined) return core.reject(log, 'malformed')
     let record: StoredSession | undefined
     try {
       record = await this.#store.get(token.id)
     } catch (err) {
-      return core.unavailable(request, err)
+      return core.unavailable(log, err)
     }
-    if (record === undefined || record.expiresAt <= core.now()) return core.reject(request, 'unknown or expired')
-    if (!secretMatches(record.secretHash, token.secret)) return core.reject(request, 'secret mismatch')
-    return { kind: 'loaded', state: record, secret: token.secret, renew: false }
+    if (record === undefined || record.expiresAt <= core.now()) return core.reject(log, 'unknown or expired')
+    if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
+    const policy = bearer === undefined ? decodePolicy(record.policy) : core.policyFor(record.policy, bearer)
+    if (policy === undefined) return core.reject(log, 'other transport or unreadable settings')
+    return { kind: 'loaded', state: record, secret: token.secret, renew: false, policy }
+  }
+
+  record (state: StoredSession, policy: Policy): SessionRecord {
+    return toRecord(state, policy, this.core)
   }
 
   /** Inserts with insert-new semantics; on the (astronomically rare) collision, draws a new id and secret. */
@@ -67,11 +79,13 @@ export class ServerBackend implements Backend<StoredSession> {
       data: init.data,
       createdAt: init.createdAt,
       lastSeenAt: now,
-      expiresAt: core.deadline(init.createdAt, now),
+      expiresAt: core.deadline(init.createdAt, now, init.policy),
       authenticatedAt: init.authenticatedAt,
       ip,
       userAgent
     }
+    const policy = encodePolicy(init.policy)
+    if (policy !== undefined) record.policy = policy
     let attempts = 1
     while (!await this.#store.insert(record)) {
       if (attempts++ === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
@@ -106,7 +120,13 @@ export class ServerBackend implements Backend<StoredSession> {
   async get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined> {
     if (!owned(sessionId, userId)) return undefined
     const s = await withStoreErrors(this.#store.get(sessionId))
-    return s === undefined || s.expiresAt <= this.core.now() ? undefined : toRecord(s)
+    return s === undefined || s.expiresAt <= this.core.now() ? undefined : this.#toRecord(s)
+  }
+
+  /** The record of a stored session; undefined when its settings cannot be read (it never authenticates). */
+  #toRecord (s: StoredSession): SessionRecord | undefined {
+    const policy = decodePolicy(s.policy)
+    return policy === undefined ? undefined : toRecord(s, policy, this.core)
   }
 
   async upsert (sessionId: string, userId: string | undefined, data: Record<string, unknown>, ttlMs: number): Promise<SessionRecord> {
@@ -114,7 +134,7 @@ export class ServerBackend implements Backend<StoredSession> {
     if (current === undefined) throw new FST_SESSION_NOT_FOUND()
     const core = this.core
     const now = core.now()
-    const expiresAt = core.deadline(current.createdAt, now, ttlMs)
+    const expiresAt = Math.min(now + ttlMs, current.createdAt + current.absoluteTtl * 1000)
     const ok = await withStoreErrors(this.#store.patch(sessionId, { clear: true, set: data, unset: [], lastSeenAt: now, expiresAt }))
     if (!ok) throw new FST_SESSION_NOT_FOUND()
     return { ...current, data: { ...data }, lastSeenAt: now, expiresAt }
@@ -129,7 +149,12 @@ export class ServerBackend implements Backend<StoredSession> {
     if (userId === undefined) return []
     const all = await withStoreErrors(this.#store.getAll(userId))
     const now = this.core.now()
-    return all.filter((s) => s.expiresAt > now).map(toRecord).sort((a, b) => a.createdAt - b.createdAt)
+    const records: SessionRecord[] = []
+    for (const s of all) {
+      const record = s.expiresAt > now ? this.#toRecord(s) : undefined
+      if (record !== undefined) records.push(record)
+    }
+    return records.sort((a, b) => a.createdAt - b.createdAt)
   }
 
   async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {

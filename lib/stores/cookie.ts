@@ -10,7 +10,9 @@ import type { RevocationStore, SealedSession, StatelessStore, StoreContext } fro
 // The cookie store, after Plug.Session's `:cookie`: the whole session travels in the cookie,
 // sealed (lib/seal.ts), as a JSON array:
 //
-//   [id, userId | null, createdAt, expiresAt, absoluteAt, authenticatedAt | null, generation, data]
+//   [id, userId | null, createdAt, expiresAt, absoluteAt, authenticatedAt | null, generation, data, policy?]
+//
+// (`policy`, the session's own settings from login(), only when it has any.)
 //
 // read back with prototype-poisoning protection and checked field by field. The deadlines are
 // checked by the plugin on its own clock; `revocation`, when given, is what makes a logout
@@ -45,13 +47,14 @@ function decode (plaintext: string): SealedSession | undefined {
   } catch {
     return undefined
   }
-  if (!Array.isArray(value) || value.length !== 8) return undefined
-  const [id, userId, createdAt, expiresAt, absoluteAt, authenticatedAt, generation, data] = value as unknown[]
+  if (!Array.isArray(value) || (value.length !== 8 && value.length !== 9)) return undefined
+  const [id, userId, createdAt, expiresAt, absoluteAt, authenticatedAt, generation, data, policy] = value as unknown[]
   if (typeof id !== 'string' || !isSessionId(id)) return undefined
   if (userId === null ? ownerKeyOf(id) !== undefined : typeof userId !== 'string' || ownerKeyOf(id) !== userKey(userId)) return undefined
   if (!isTime(createdAt) || !isTime(expiresAt) || !isTime(absoluteAt) || createdAt > expiresAt || expiresAt > absoluteAt) return undefined
   if ((authenticatedAt !== null && !isTime(authenticatedAt)) || !isTime(generation)) return undefined
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
+  if (value.length === 9 && typeof policy !== 'string') return undefined
   return {
     id,
     userId: (userId as string | null) ?? undefined,
@@ -60,7 +63,8 @@ function decode (plaintext: string): SealedSession | undefined {
     expiresAt,
     absoluteAt,
     authenticatedAt: authenticatedAt ?? undefined,
-    generation
+    generation,
+    policy: policy as string | undefined
   }
 }
 
@@ -88,8 +92,10 @@ export class CookieStore implements StatelessStore {
   }
 
   seal (session: SealedSession): string {
-    return this.#sealer.seal(JSON.stringify([session.id, session.userId ?? null, session.createdAt, session.expiresAt,
-      session.absoluteAt, session.authenticatedAt ?? null, session.generation, session.data]))
+    const fields: unknown[] = [session.id, session.userId ?? null, session.createdAt, session.expiresAt,
+      session.absoluteAt, session.authenticatedAt ?? null, session.generation, session.data]
+    if (session.policy !== undefined) fields.push(session.policy)
+    return this.#sealer.seal(JSON.stringify(fields))
   }
 
   open (value: string): { session: SealedSession, renew: boolean } | undefined {

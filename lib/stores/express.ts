@@ -43,6 +43,8 @@ interface Envelope {
     a: number | null
     i: string | null
     g: string | null
+    /** Absent for a session on the app's settings (and in records written before 0.2). */
+    o?: string
   }
 }
 
@@ -58,7 +60,8 @@ function toEnvelope (s: StoredSession, now: number): Envelope {
       e: s.expiresAt,
       a: s.authenticatedAt ?? null,
       i: s.ip ?? null,
-      g: s.userAgent ?? null
+      g: s.userAgent ?? null,
+      ...(s.policy === undefined ? undefined : { o: s.policy })
     }
   }
 }
@@ -71,6 +74,7 @@ function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
   const f = (value as Partial<Envelope> | null | undefined)?.fus
   if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || !isTime(f.e) || !isTime(f.c) || !isTime(f.l)) return undefined
   if (!(f.a === null || isTime(f.a)) || !isText(f.i) || !isText(f.g) || !isText(f.u)) return undefined
+  if (f.o !== undefined && typeof f.o !== 'string') return undefined
   // The id carries its user's key: a record of another user (or none) under this id is not ours.
   if (ownerKeyOf(id) !== (f.u === null ? undefined : userKey(f.u))) return undefined
   if (f.d === null || typeof f.d !== 'object' || Array.isArray(f.d)) return undefined
@@ -85,7 +89,8 @@ function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
     expiresAt: f.e,
     authenticatedAt: f.a ?? undefined,
     ip: f.i ?? undefined,
-    userAgent: f.g ?? undefined
+    userAgent: f.g ?? undefined,
+    policy: f.o
   }
 }
 

@@ -33,6 +33,7 @@ interface Entry {
   authenticatedAt: number | undefined
   ip: string | undefined
   userAgent: string | undefined
+  policy: string | undefined
 }
 
 const SWEEP_CHUNK = 10_000
@@ -198,7 +199,8 @@ function toStored (id: string, entry: Entry): StoredSession {
     expiresAt: entry.expiresAt,
     authenticatedAt: entry.authenticatedAt,
     ip: entry.ip,
-    userAgent: entry.userAgent
+    userAgent: entry.userAgent,
+    policy: entry.policy
   }
 }
 
@@ -261,7 +263,8 @@ export class MemoryStore implements SessionStore {
       expiresAt: session.expiresAt,
       authenticatedAt: session.authenticatedAt,
       ip: table.intern(session.ip),
-      userAgent: table.intern(session.userAgent)
+      userAgent: table.intern(session.userAgent),
+      policy: table.intern(session.policy)
     })
     return true
   }

@@ -61,8 +61,10 @@ export function postgresTableSql (options: PostgresTableOptions = {}): string {
   expires_at bigint NOT NULL,
   authenticated_at bigint,
   ip text,
-  user_agent text
+  user_agent text,
+  policy text
 );
+ALTER TABLE ${q} ADD COLUMN IF NOT EXISTS policy text;
 CREATE INDEX IF NOT EXISTS "${table}_user_id_idx" ON ${q} (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS "${table}_expires_at_idx" ON ${q} (expires_at);
 `
@@ -106,6 +108,7 @@ export interface Row {
   authenticated_at: string | null
   ip: string | null
   user_agent: string | null
+  policy: string | null
 }
 
 /** bigint columns come back as strings; data as text, parsed with prototype-poisoning protection. */
@@ -120,11 +123,12 @@ export function toStored (row: Row): StoredSession {
     expiresAt: Number(row.expires_at),
     authenticatedAt: row.authenticated_at === null ? undefined : Number(row.authenticated_at),
     ip: row.ip ?? undefined,
-    userAgent: row.user_agent ?? undefined
+    userAgent: row.user_agent ?? undefined,
+    policy: row.policy ?? undefined
   }
 }
 
-const COLUMNS = 'id, secret_hash, user_id, data::text AS data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent'
+const COLUMNS = 'id, secret_hash, user_id, data::text AS data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy'
 
 export interface Statements {
   get: string
@@ -139,12 +143,12 @@ export interface Statements {
 }
 
 export function statements (q: string): Statements {
-  const insert = `INSERT INTO ${q} AS s (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)
+  const insert = `INSERT INTO ${q} AS s (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
   ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, user_id = EXCLUDED.user_id, data = EXCLUDED.data,
     created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at,
-    authenticated_at = EXCLUDED.authenticated_at, ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent
-  WHERE s.expires_at <= $11`
+    authenticated_at = EXCLUDED.authenticated_at, ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent, policy = EXCLUDED.policy
+  WHERE s.expires_at <= $12`
   return {
     get: `SELECT ${COLUMNS} FROM ${q} WHERE id = $1 AND expires_at > $2`,
     // Insert-new: an expired row with the same id is replaced, a live one is left alone.
@@ -152,11 +156,11 @@ export function statements (q: string): Statements {
     // The same, then, when the user already has as many rows as the cap (a count on the index),
     // the user's sessions beyond it go: expired ones first, then the least recently used.
     insertForUser: `WITH ins AS (${insert} RETURNING 1), evicted AS (
-  DELETE FROM ${q} WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT count(*) FROM ${q} WHERE user_id = $3) > $12 AND id IN (
+  DELETE FROM ${q} WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT count(*) FROM ${q} WHERE user_id = $3) > $13 AND id IN (
     SELECT id FROM ${q} WHERE user_id = $3 AND id <> $1
-    ORDER BY expires_at > $11 DESC, last_seen_at DESC, id DESC OFFSET $12)
+    ORDER BY expires_at > $12 DESC, last_seen_at DESC, id DESC OFFSET $13)
   RETURNING expires_at)
-SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM evicted WHERE expires_at > $11)::int AS evicted`,
+SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM evicted WHERE expires_at > $12)::int AS evicted`,
     // One statement: concurrent patches of one row serialize on its row lock and each applies
     // its change to the row as the other left it, so changes to different keys all survive.
     patch: `UPDATE ${q} SET data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb,

@@ -193,7 +193,7 @@ export class PostgresStore implements SessionStore {
     const now = this.#clock()
     const values: unknown[] = [id, session.secretHash, userId ?? null, toJson(session.data), session.createdAt,
       session.lastSeenAt, session.expiresAt, session.authenticatedAt ?? null, session.ip ?? null,
-      session.userAgent ?? null, now]
+      session.userAgent ?? null, session.policy ?? null, now]
     if (userId === undefined) return (await this.#query(this.#sql.insert, values)).rowCount === 1
     values.push(this.#maxPerUser - 1)
     // One lock per user and table: concurrent logins of one user take turns; other users do not wait.

@@ -132,7 +132,8 @@ export class RedisStore implements SessionStore {
       expiresAt,
       authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
       ip: fields.i,
-      userAgent: fields.g
+      userAgent: fields.g,
+      policy: fields.o
     }
   }
 
@@ -155,6 +156,7 @@ export class RedisStore implements SessionStore {
     if (session.authenticatedAt !== undefined) fields.push('a', session.authenticatedAt)
     if (session.ip !== undefined) fields.push('i', session.ip)
     if (session.userAgent !== undefined) fields.push('g', session.userAgent)
+    if (session.policy !== undefined) fields.push('o', session.policy)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
     const base = keys.index === undefined ? '' : this.#userBase(ownerKeyOf(id) as string)
     const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]

@@ -22,6 +22,12 @@ export interface StoredSession {
   authenticatedAt: number | undefined
   ip: string | undefined
   userAgent: string | undefined
+  /**
+   * The session's own settings from `login()` (its timeouts, a browser-session cookie, a bearer
+   * transport), encoded by the plugin: a short ASCII string the store keeps as it is and gives
+   * back unchanged. Absent for a session on the app's defaults, the common case.
+   */
+  policy?: string | undefined
 }
 
 /**
@@ -91,6 +97,8 @@ export interface SealedSession {
   authenticatedAt: number | undefined
   /** The user's revocation generation when the session was issued (see `RevocationStore`); 0 for none. */
   generation: number
+  /** Its own settings from `login()`, as for `StoredSession.policy`; sealed with it. */
+  policy?: string | undefined
 }
 
 /**
