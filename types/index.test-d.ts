@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import session, {
   fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions, sessionErrorHandler, isStoreUnavailable,
   type PassportSessionsOptions, type RedisStoreOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore,
-  type StoredSession, type SessionPatch, type StoreContext
+  type StoredSession, type SessionPatch, type StoreContext, type SessionTransport
 } from 'fastify-user-sessions'
 
 declare module 'fastify-user-sessions' {
@@ -35,8 +35,11 @@ await app.register(fastifyUserSessions, {
   refreshFraction: 0.2,
   maxSessionsPerUser: 10,
   trackClient: false,
+  bearer: true,
   clock: () => Date.now()
 })
+// @ts-expect-error bearer is a boolean
+await app.register(session, { bearer: 'yes' })
 // The secret is for the cookie store; server-side stores need none.
 await app.register(session, {})
 await app.register(session, { store: 'postgres', storeOptions: { table: 'sessions', timeout: 500 } })
@@ -69,6 +72,23 @@ app.get('/', async (req) => {
   expectType<boolean>(req.session.isFresh(300))
   await req.session.login('alice', { keepData: ['cart'] })
   await req.session.login(42)
+  await req.session.login('alice', { persistent: false, ttl: 3600, absoluteTtl: 86_400, transport: 'bearer', keepData: true })
+  // @ts-expect-error ttl is a number of seconds
+  await req.session.login('alice', { ttl: '1h' })
+  // @ts-expect-error persistent is a boolean
+  await req.session.login('alice', { persistent: 'yes' })
+  // @ts-expect-error transport is 'cookie' or 'bearer'
+  await req.session.login('alice', { transport: 'header' })
+  // @ts-expect-error login takes no unknown option
+  await req.session.login('alice', { remember: true })
+  const transport: SessionTransport = 'cookie'
+  await req.session.login('alice', { transport })
+  expectType<string | undefined>(req.session.token)
+  // @ts-expect-error the token is read-only
+  req.session.token = 'x'
+  expectType<SessionRecord | undefined>(await app.sessions.authenticate('value'))
+  // @ts-expect-error authenticate takes the credential as a string
+  await app.sessions.authenticate({ cookie: 'value' })
   await req.session.regenerate()
   await req.session.regenerate(['cart', 'passport'])
   // @ts-expect-error regenerate takes a list of keys
@@ -84,6 +104,9 @@ app.get('/', async (req) => {
   req.session = null
   const devices: SessionRecord[] = await app.sessions.getAll(req.session.userId)
   expectType<string | undefined>(devices[0]?.data.name)
+  expectType<'cookie' | 'bearer' | undefined>(devices[0]?.transport)
+  expectType<boolean | undefined>(devices[0]?.persistent)
+  expectType<number | undefined>(devices[0]?.ttl)
   expectType<number>(await app.sessions.deleteAll('alice', { except: req.session.id }))
   expectType<boolean>(await app.sessions.delete('id', 'alice'))
   expectType<SessionRecord | undefined>(await app.sessions.get('id'))
