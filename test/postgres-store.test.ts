@@ -376,3 +376,20 @@ t.test('the table DDL: explicit, idempotent, safe to run from several instances 
   await t.rejects(db.sql(`INSERT INTO "${db.schema}".other (id, secret_hash, data, created_at, last_seen_at, expires_at) VALUES ('x', 'h', '[]', 0, 0, 0)`),
     /check constraint/, 'data is always an object')
 })
+
+t.test('a table made by 0.1, without the policy column, gets it from createPostgresTable; sessions keep their settings', { skip }, async (t) => {
+  const table = 'old_' + Date.now().toString(36)
+  const old = postgresTableSql({ schema: db.schema, table }).replace(',\n  policy text\n', '\n').replace(/^ALTER TABLE.*\n/m, '')
+  t.notMatch(old, 'policy', 'the 0.1 DDL')
+  await db.pool.query(old)
+  const clock = testClock()
+  const store = new PostgresStore({ pool: db.pool, schema: db.schema, table, cleanupInterval: 0, timeout: 2000 }, testContext(clock.now))
+  t.teardown(() => store.close())
+  await t.rejects(store.get(newSessionId(undefined)), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /policy/ }, 'a missing column is a typed 503 naming it')
+  await createPostgresTable(db.pool, { schema: db.schema, table })
+  const s = newStored('alice', clock.now(), { policy: 's.t600' })
+  t.equal(await store.insert(s), true)
+  t.equal((await store.get(s.id))?.policy, 's.t600')
+  await createPostgresTable(db.pool, { schema: db.schema, table })
+  t.equal((await store.get(s.id))?.policy, 's.t600', 'running it again changes nothing')
+})

@@ -92,6 +92,7 @@ export function newStored (userId: string | undefined, now: number, overrides: P
     authenticatedAt: userId === undefined ? undefined : now,
     ip: '127.0.0.1',
     userAgent: 'test',
+    policy: undefined,
     ...overrides
   }
 }
