@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { FastifyUserSessionsOptions } from 'fastify-user-sessions'
 
 export interface BuildAppOptions extends Partial<Omit<FastifyUserSessionsOptions, 'secret'>> {
-  /** The session secret; a random one, with a warning, when absent. */
+  /** The session secret, passed on when given; the example's memory store needs none. */
   secret?: FastifyUserSessionsOptions['secret']
   /** Fastify's logger option. @default false */
   logger?: FastifyServerOptions['logger']

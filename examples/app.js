@@ -1,13 +1,22 @@
 import Fastify from 'fastify'
 import userSessions from 'fastify-user-sessions'
-import { STYLE_HASH, devicesPage, errorPage, loginPage } from './views.js'
+import { STYLE_HASH, devicesPage, errorPage, loginPage as page } from './views.js'
 
 // The example app: a login form (any name signs in) and a "Your devices" page that lists the
-// user's sessions and signs them out, one, all but this one, or all. No client-side JS.
+// user's sessions and signs them out, one, all but this one, or all. No client-side JS. API
+// clients sign in under /api with JSON and carry the session as a bearer token.
 
 const MAX_NAME_LENGTH = 64
 const FORM_BODY_LIMIT = 4096
 const HTML = 'text/html; charset=utf-8'
+const DAY = 86_400
+// The app's lifetimes (the plugin's defaults, spelt out): a remembered sign-in lasts a day without
+// use and a month at most, in a cookie that outlives the browser.
+const APP_LIFETIMES = { ttl: DAY, absoluteTtl: 30 * DAY }
+// "Remember me" left unchecked usually means a shared or borrowed computer: a cookie that dies
+// with the browser, and a shorter life on the server, which is what ends the session (browsers
+// that restore tabs keep their session cookies): half an hour without use, a working day at most.
+const UNREMEMBERED = Object.freeze({ persistent: false, ttl: 30 * 60, absoluteTtl: 12 * 3600 })
 const SIGNED_OUT = new Map([
   ['one', 'You are signed out.'],
   ['all', 'You are signed out on all your devices.']
@@ -25,6 +34,7 @@ const SECURITY_HEADERS = {
  * check refuses form posts that say they come from another site (cheap defence in depth). A real
  * app adds CSRF tokens as well, e.g. with @fastify/csrf-protection. Hosts are compared, not
  * schemes, so that the app keeps working behind a TLS-terminating proxy without trustProxy.
+ * API clients send no Origin and pass; their bearer tokens are not exposed to CSRF anyway.
  */
 function sameOrigin (request) {
   const site = request.headers['sec-fetch-site']
@@ -38,8 +48,65 @@ function sameOrigin (request) {
   }
 }
 
+const loginPage = (options) => page({ ...options, unremembered: UNREMEMBERED })
+
 function formError (statusCode, message) {
   return Object.assign(new Error(message), { statusCode })
+}
+
+/** The name typed, NFC and trimmed, or what is wrong with it; `raw` is what came, to show again. */
+function checkName (body) {
+  const raw = typeof body?.name === 'string' ? body.name : ''
+  const name = raw.normalize('NFC').trim()
+  if (name.length === 0) return { raw, error: 'Enter a name to sign in.' }
+  if (name.length > MAX_NAME_LENGTH) return { raw, error: `Use at most ${MAX_NAME_LENGTH} characters.` }
+  return { raw, name }
+}
+
+function statusOf (err) {
+  return err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+}
+
+/**
+ * The JSON API under /api: `POST /api/login` with `{ "name": "..." }` answers `{ token, expiresAt }`,
+ * and the client sends `Authorization: Bearer <token>` from then on. A token is not sent by the
+ * browser on its own, as a cookie is, so a bearer request cannot be forged by another site. The
+ * routes take JSON only: a cross-site page can post a form or plain text without asking, but not
+ * JSON, which needs a CORS preflight that this app does not answer.
+ */
+async function api (app) {
+  app.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'])
+  app.setErrorHandler((err, request, reply) => {
+    const statusCode = statusOf(err)
+    if (statusCode >= 500) request.log.error({ err }, 'request failed')
+    return reply.code(statusCode).send({ statusCode, message: statusCode >= 500 ? 'Something went wrong on our side' : err.message })
+  })
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ statusCode: 404, message: 'No such route' }))
+
+  async function requireUser (request, reply) {
+    if (request.session.userId !== undefined) return
+    // A missing, malformed, unknown or expired token alike: an anonymous request.
+    return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, message: 'Send a valid token: Authorization: Bearer <token>' })
+  }
+
+  app.post('/login', { bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
+    const { name, error } = checkName(request.body)
+    if (error !== undefined) return reply.code(400).send({ statusCode: 400, message: error })
+    // The app's lifetimes: an API client has no "remember me", it keeps its token as long as it needs it.
+    await request.session.login(name, { transport: 'bearer' })
+    request.log.info('signed in with a token')
+    return { token: request.session.token, expiresAt: new Date(request.session.expiresAt).toISOString() }
+  })
+
+  app.get('/me', { preHandler: requireUser }, async (request) => ({
+    user: request.session.userId,
+    expiresAt: new Date(request.session.expiresAt).toISOString()
+  }))
+
+  app.post('/logout', { preHandler: requireUser }, async (request, reply) => {
+    await request.session.destroy()
+    return reply.code(204).send()
+  })
 }
 
 /**
@@ -49,7 +116,7 @@ function formError (statusCode, message) {
  */
 export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
   const app = Fastify({ logger })
-  await app.register(userSessions, { store: 'memory', ...sessionOptions })
+  await app.register(userSessions, { store: 'memory', bearer: true, ...APP_LIFETIMES, ...sessionOptions })
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
     (request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body))) })
@@ -58,9 +125,10 @@ export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
     reply.headers(SECURITY_HEADERS)
     if (request.method === 'POST' && !sameOrigin(request)) throw formError(403, 'Cross-site form posts are refused')
   })
+  await app.register(api, { prefix: '/api' })
 
   app.setErrorHandler((err, request, reply) => {
-    const statusCode = err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    const statusCode = statusOf(err)
     if (statusCode >= 500) request.log.error({ err }, 'request failed')
     const message = statusCode >= 500 ? 'Something went wrong on our side' : err.message
     return reply.code(statusCode).type(HTML).send(errorPage(statusCode, message))
@@ -77,14 +145,12 @@ export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
   })
 
   app.post('/login', async (request, reply) => {
-    const raw = typeof request.body?.name === 'string' ? request.body.name : ''
-    const name = raw.normalize('NFC').trim()
-    if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
-      const error = name.length === 0 ? 'Enter a name to sign in.' : `Use at most ${MAX_NAME_LENGTH} characters.`
-      return reply.code(400).type(HTML).send(loginPage({ name: raw, error }))
-    }
+    const { raw, name, error } = checkName(request.body)
+    // An unchecked box is absent from the form: only a posted "yes" remembers.
+    const remember = request.body?.remember === 'yes'
+    if (error !== undefined) return reply.code(400).type(HTML).send(loginPage({ name: raw, remember, error }))
     // Any name signs in: the name is the user id. A real app checks a password or a passkey here.
-    await request.session.login(name)
+    await request.session.login(name, remember ? {} : UNREMEMBERED)
     request.log.info('signed in')
     return reply.redirect('/devices', 303)
   })

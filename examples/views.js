@@ -51,6 +51,9 @@ ul.devices li > form { flex: none; }
 form { margin: 0; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; }
 label { display: block; font-weight: 600; margin-bottom: .25rem; }
+.check { display: flex; align-items: center; gap: .5rem; margin: 0 0 .25rem; }
+.check label { margin: 0; }
+.check input { width: 1.1rem; height: 1.1rem; margin: 0; accent-color: var(--accent); }
 input[type=text] { width: 100%; font: inherit; padding: .5rem .65rem; border: 1px solid var(--line); border-radius: .5rem;
   background: var(--bg); color: var(--fg); margin-bottom: .75rem; }
 button { font: inherit; white-space: nowrap; padding: .45rem .9rem; border-radius: .5rem; border: 1px solid var(--accent); cursor: pointer;
@@ -88,7 +91,8 @@ function notice (message) {
   return message === undefined ? '' : html`<p class="card notice" role="status">${message}</p>`
 }
 
-export function loginPage ({ name = '', error, message }) {
+/** `unremembered`: the lifetimes of a sign-in without "Remember me" ({ ttl, absoluteTtl } in seconds). */
+export function loginPage ({ name = '', remember = false, error, message, unremembered }) {
   return layout('Sign in', html`<h1>Sign in</h1>
 ${notice(message)}
 <form class="card" method="post" action="/login" novalidate>
@@ -98,6 +102,11 @@ ${notice(message)}
     : html`<p class="error" id="name-error">${error}</p>`}
   <input type="text" id="name" name="name" value="${name}" required maxlength="64"
     autocomplete="username" autofocus${error === undefined ? '' : html` aria-invalid="true" aria-describedby="name-error"`}>
+  <div class="check">
+    <input type="checkbox" id="remember" name="remember" value="yes"${remember ? html` checked` : ''} aria-describedby="remember-hint">
+    <label for="remember">Remember me</label>
+  </div>
+  <p class="hint" id="remember-hint">Unchecked, you are signed out when you close the browser, after ${duration(unremembered.ttl)} without use, or after ${duration(unremembered.absoluteTtl)}.</p>
   <button type="submit">Sign in</button>
   <p class="hint">This is a demo: any name signs in. Sign in with the same name from another browser to see a second device.</p>
 </form>`)
@@ -108,12 +117,27 @@ function time (ms) {
   return html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`
 }
 
+const UNITS = [[86_400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']]
+
+/** Seconds in the largest unit that counts them exactly: 1800 → "30 minutes", 90000 → "25 hours". */
+export function duration (seconds) {
+  const [size, unit] = UNITS.find(([size]) => seconds % size === 0)
+  const n = seconds / size
+  return `${n} ${unit}${n === 1 ? '' : 's'}`
+}
+
+function carrier (record) {
+  if (record.transport === 'bearer') return 'API token'
+  return record.persistent ? 'Browser cookie, remembered' : 'Browser cookie, until the browser closes'
+}
+
 function device (record, current) {
   const labelId = `device-${record.id}`
   return html`<li>
   <div id="${labelId}">
     <div class="agent">${record.userAgent ?? 'Unknown browser'}${current ? html`<span class="badge">This device</span>` : ''}</div>
     <p class="meta">Signed in ${time(record.createdAt)} · last seen ${time(record.lastSeenAt)} · IP ${record.ip ?? 'unknown'}</p>
+    <p class="meta">${carrier(record)} · expires ${time(record.expiresAt)} · idle timeout ${duration(record.ttl)}, at most ${duration(record.absoluteTtl)}</p>
   </div>
   ${current
     ? ''

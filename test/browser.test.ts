@@ -83,14 +83,15 @@ if (chromiumPresent()) {
     await loaded
   }
 
-  async function signIn (page: Page, user: string): Promise<void> {
+  async function signIn (page: Page, user: string, remember = false): Promise<void> {
     await page.goto('/')
     await page.getByLabel('Your name', { exact: true }).pressSequentially(user)
+    if (remember) await page.getByRole('checkbox', { name: 'Remember me', exact: true }).check()
     await submit(page, page.getByRole('button', { name: 'Sign in', exact: true }))
     await page.waitForURL((url) => url.pathname === '/devices')
   }
 
-  async function sessionCookies (context: BrowserContext): Promise<Array<{ name: string, httpOnly: boolean, sameSite: string }>> {
+  async function sessionCookies (context: BrowserContext): Promise<Array<{ name: string, httpOnly: boolean, sameSite: string, expires: number }>> {
     return (await context.cookies(base)).filter((c) => c.name === 'sid')
   }
 
@@ -128,9 +129,15 @@ if (chromiumPresent()) {
     await checkAccessible(t, page, 'Sign in')
     t.equal(await page.getByLabel('Your name', { exact: true }).getAttribute('type'), 'text')
     t.equal(await page.getByRole('button', { name: 'Sign in', exact: true }).getAttribute('type'), 'submit')
+    const remember = page.getByRole('checkbox', { name: 'Remember me', exact: true })
+    t.equal(await remember.isChecked(), false, '"Remember me" is a labelled checkbox, unchecked at first')
+    const hint = await remember.getAttribute('aria-describedby')
+    t.match(await page.locator(`[id="${hint}"]`).innerText(), 'signed out when you close the browser', 'it says what unchecked means')
     // The Content-Security-Policy admits the one inline style sheet by its hash: it did apply.
     t.equal(await page.evaluate('getComputedStyle(document.querySelector("main")).maxWidth'), '704px',
       'the style sheet applies under the CSP')
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: ARTIFACTS + 'sign-in.png', fullPage: true })
   })
 
   t.test('two devices sign in as one user; each page lists both, "This device" on its own row', async (t) => {
@@ -214,6 +221,48 @@ if (chromiumPresent()) {
     t.same(await sessionCookies(phone.context), [])
     await laptop.page.goto('/devices')
     t.equal(path(laptop.page), '/', 'so is the laptop')
+  })
+
+  t.test('"Remember me" unchecked: a session cookie in Chromium\'s jar; checked: one that expires in a day', async (t) => {
+    const { page, context } = laptop
+    await signIn(page, 'bob')
+    const [once, ...more] = await sessionCookies(context)
+    t.same(more, [])
+    t.equal(once?.expires, -1, 'unchecked: no expiry, the browser drops it when it closes')
+    t.match(await rowOf(page, LAPTOP.userAgent).innerText(), /Browser cookie, until the browser closes · expires .* · idle timeout 30 minutes, at most 12 hours/)
+    await submit(page, page.getByRole('button', { name: 'Log out', exact: true }))
+    t.same(await sessionCookies(context), [])
+
+    const before = Date.now() / 1000
+    await signIn(page, 'bob', true)
+    const after = Date.now() / 1000
+    const [kept] = await sessionCookies(context)
+    t.ok(kept !== undefined && kept.expires >= Math.floor(before) + 86_400 && kept.expires <= Math.ceil(after) + 86_400,
+      `checked: it expires a day from now (${kept?.expires} in ${before.toFixed(0)} + 86400 … ${after.toFixed(0)} + 86400)`)
+    t.match(await rowOf(page, LAPTOP.userAgent).innerText(), /Browser cookie, remembered · expires .* · idle timeout 1 day, at most 30 days/)
+  })
+
+  t.test('a token from the JSON API shows on the devices page as an API token, and its Sign out button ends it', async (t) => {
+    const { page } = laptop
+    const login = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'curl/8.5.0' },
+      body: JSON.stringify({ name: 'bob' })
+    })
+    t.equal(login.status, 200)
+    t.equal(login.headers.get('set-cookie'), null, 'no cookie for an API client')
+    const { token } = await login.json() as { token: string }
+    const me = async (): Promise<number> => (await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status
+    t.equal(await me(), 200)
+
+    await page.reload()
+    const row = rowOf(page, 'curl/8.5.0')
+    t.match(await row.innerText(), /API token · expires .* · idle timeout 1 day/)
+    await page.screenshot({ path: ARTIFACTS + 'devices-api-token.png', fullPage: true })
+    await submit(page, row.getByRole('button', { name: 'Sign out', exact: true }))
+    t.equal(await status(page), 'That device is signed out.')
+    t.equal(await me(), 401, 'the token is dead')
+    await submit(page, page.getByRole('button', { name: 'Log out', exact: true }))
   })
 
   t.test('no console errors, CSP violations or script errors on any page', async (t) => {

@@ -6,7 +6,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { buildApp } from '../examples/app.js'
 import { configFromEnv } from '../examples/config.js'
-import { SECRET, cookieOf, logSink, testClock } from './helpers/app.js'
+import { duration } from '../examples/views.js'
+import { SECRET, cookieOf, logSink, setCookieOf, testClock } from './helpers/app.js'
 
 // The example app (examples/), driven as a browser would: urlencoded form posts, 303 redirects, HTML.
 
@@ -49,9 +50,24 @@ async function request (d: Device, method: 'GET' | 'POST', url: string, form?: s
   return res
 }
 
-async function login (d: Device, name: string): Promise<LightMyRequestResponse> {
-  return await request(d, 'POST', '/login', new URLSearchParams({ name }).toString())
+async function login (d: Device, name: string, remember = false): Promise<LightMyRequestResponse> {
+  return await request(d, 'POST', '/login', new URLSearchParams({ name, ...(remember ? { remember: 'yes' } : {}) }).toString())
 }
+
+/** A JSON client of the example's API: no cookie jar, no Origin, a token once it has one. */
+async function api (app: FastifyInstance, method: 'GET' | 'POST', url: string, { token, json, headers = {} }:
+{ token?: string, json?: unknown, headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
+  return await app.inject({
+    method,
+    url,
+    headers: { 'user-agent': 'curl/8.5.0', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...headers },
+    ...(json === undefined ? {} : { payload: json as object })
+  })
+}
+
+const MINUTE = 60_000
+// A fixed start, so that deadlines show as known times on the devices page.
+const NINE_AM = Date.UTC(2030, 0, 7, 9, 0)
 
 /** The devices page as a list of rows: the text of each <li>. */
 function rows (res: LightMyRequestResponse): string[] {
@@ -301,6 +317,201 @@ t.test('login form validation answers 400 with the form, never 500', async (t) =
   const ok = await request(d, 'POST', '/login', `name=${encodeURIComponent('  Zoë  ')}`)
   t.equal(ok.statusCode, 303)
   t.match((await request(d, 'GET', '/devices')).body, 'Signed in as <strong>Zoë</strong>', 'trimmed')
+})
+
+t.test('"Remember me" checked: a cookie with Max-Age, on the app\'s lifetimes; unchecked: a browser-session cookie, 30 minutes idle, 12 hours at most', async (t) => {
+  const clock = testClock(NINE_AM)
+  const app = await example({ clock: clock.now })
+  const form = await app.inject('/')
+  t.match(form.body, '<input type="checkbox" id="remember" name="remember" value="yes" aria-describedby="remember-hint">',
+    'unchecked by default')
+  t.match(form.body, '<label for="remember">Remember me</label>')
+  t.match(form.body, 'after 30 minutes without use, or after 12 hours.')
+
+  const remembered = device(app, 'Home laptop')
+  const kept = setCookieOf(await login(remembered, 'alice', true))
+  t.equal(kept?.maxAge, 86_400, 'checked: Max-Age is the app\'s idle timeout')
+  const borrowed = device(app, 'Library computer')
+  const res = await login(borrowed, 'alice')
+  t.equal(res.statusCode, 303)
+  const once = setCookieOf(res)
+  t.ok(once?.value, 'unchecked: a cookie is set')
+  t.equal(once?.maxAge, undefined, 'without Max-Age')
+  t.equal(once?.expires, undefined, 'without Expires')
+  t.notMatch(String(res.headers['set-cookie']), /max-age|expires/i)
+
+  const records = await app.sessions.getAll('alice')
+  t.match(records.find((r) => r.userAgent === 'Home laptop'),
+    { transport: 'cookie', persistent: true, ttl: 86_400, absoluteTtl: 2_592_000, expiresAt: NINE_AM + 1440 * MINUTE })
+  t.match(records.find((r) => r.userAgent === 'Library computer'),
+    { transport: 'cookie', persistent: false, ttl: 1800, absoluteTtl: 43_200, expiresAt: NINE_AM + 30 * MINUTE })
+
+  // Whatever the browser does with its session cookie, the server ends the session.
+  clock.tick(31 * MINUTE)
+  t.equal((await request(borrowed, 'GET', '/devices')).headers.location, '/', 'unchecked: signed out after 30 idle minutes')
+  t.equal((await request(remembered, 'GET', '/devices')).statusCode, 200, 'checked: still signed in')
+  await login(borrowed, 'alice')
+  // In use all day, a page every 29 minutes: the idle deadline rolls, up to 12 hours after sign-in.
+  const statuses: number[] = []
+  const lifetimes = new Set<unknown>()
+  for (let i = 1; i <= 25; i++) {
+    clock.tick(29 * MINUTE)
+    const page = await request(borrowed, 'GET', '/devices')
+    statuses.push(page.statusCode)
+    const set = setCookieOf(page)
+    if (set !== undefined && set.value !== '') lifetimes.add(set.maxAge ?? set.expires)
+  }
+  t.same(statuses, [...Array(24).fill(200), 303], 'unchecked: signed out at the first page load past 12 hours (12 h 05), in use or not')
+  t.same([...lifetimes], [undefined], 'the cookie, refreshed along the way, never got a lifetime')
+
+  const again = await request(device(app, 'D'), 'POST', '/login', 'name=&remember=yes')
+  t.equal(again.statusCode, 400)
+  t.match(again.body, 'value="yes" checked aria-describedby="remember-hint"', 'a refused form keeps the box as it was')
+})
+
+t.test('the devices page shows how each session travels, whether it is remembered, and its own deadline', async (t) => {
+  const clock = testClock(NINE_AM)
+  const app = await example({ clock: clock.now })
+  const laptop = device(app, 'Laptop')
+  const kiosk = device(app, 'Kiosk')
+  await login(laptop, 'alice', true)
+  clock.tick(MINUTE)
+  await login(kiosk, 'alice')
+  clock.tick(MINUTE)
+  const token = (await api(app, 'POST', '/api/login', { json: { name: 'alice' } })).json().token as string
+  clock.tick(MINUTE)
+
+  const page = await request(laptop, 'GET', '/devices')
+  t.match(page.body, 'You are signed in on 3 devices.')
+  const byAgent = new Map(rows(page).map((r) => [/class="agent">([^<]*)</.exec(r)?.[1], r]))
+  t.match(byAgent.get('Laptop'), 'Browser cookie, remembered · expires <time datetime="2030-01-08T09:00:00.000Z">2030-01-08 09:00 UTC</time>' +
+    ' · idle timeout 1 day, at most 30 days')
+  t.match(byAgent.get('Kiosk'), 'Browser cookie, until the browser closes · expires <time datetime="2030-01-07T09:31:00.000Z">2030-01-07 09:31 UTC</time>' +
+    ' · idle timeout 30 minutes, at most 12 hours')
+  t.match(byAgent.get('curl/8.5.0'), 'API token · expires <time datetime="2030-01-08T09:02:00.000Z">2030-01-08 09:02 UTC</time>' +
+    ' · idle timeout 1 day, at most 30 days')
+  t.notMatch(byAgent.get('curl/8.5.0'), 'remembered', 'a token has no cookie to remember')
+  t.match(byAgent.get('curl/8.5.0'), /<button type="submit" class="danger" aria-describedby="device-[^"]+">Sign out<\/button>/,
+    'an API token can be signed out from here')
+
+  const [url] = revokeUrls(page).filter((u) => u.includes(encodeURIComponent(token.slice(0, token.lastIndexOf('.')))))
+  await request(laptop, 'POST', url as string)
+  t.equal((await api(app, 'GET', '/api/me', { token })).statusCode, 401, 'signing the token out here ends it')
+})
+
+t.test('durations show in the largest unit that counts them exactly', async (t) => {
+  t.equal(duration(1), '1 second')
+  t.equal(duration(59), '59 seconds')
+  t.equal(duration(60), '1 minute')
+  t.equal(duration(1800), '30 minutes')
+  t.equal(duration(3600), '1 hour')
+  t.equal(duration(90_000), '25 hours')
+  t.equal(duration(86_400), '1 day')
+  t.equal(duration(2_592_000), '30 days')
+})
+
+t.test('JSON login: a bearer token for /api/me, no cookie, an API token on the devices page; POST /api/logout ends it', async (t) => {
+  const clock = testClock(NINE_AM)
+  const app = await example({ clock: clock.now })
+  const res = await api(app, 'POST', '/api/login', { json: { name: '  Zoë  ' } })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/json/)
+  t.equal(res.headers['set-cookie'], undefined, 'no cookie')
+  t.equal(res.headers['cache-control'], 'no-store', 'the token is not cached')
+  const { token, expiresAt, ...rest } = res.json()
+  t.same(rest, {})
+  t.match(token, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/)
+  t.equal(expiresAt, '2030-01-08T09:00:00.000Z', 'on the app\'s idle timeout of a day')
+
+  clock.tick(10 * MINUTE)
+  const me = await api(app, 'GET', '/api/me', { token })
+  t.equal(me.statusCode, 200)
+  t.same(me.json(), { user: 'Zoë', expiresAt: '2030-01-08T09:00:00.000Z' }, 'the name is checked and trimmed as on the form')
+  t.equal(me.headers['set-cookie'], undefined)
+  clock.tick(3 * 3600_000) // past the refresh step (a tenth of the day): the idle deadline moves, in the store
+  t.equal((await api(app, 'GET', '/api/me', { token })).headers['set-cookie'], undefined)
+  t.match(await app.sessions.getAll('Zoë'), [{ transport: 'bearer', userAgent: 'curl/8.5.0', expiresAt: Date.parse('2030-01-08T12:10:00.000Z') }])
+
+  const browser = device(app, 'Firefox')
+  await login(browser, 'Zoë', true)
+  const page = await request(browser, 'GET', '/devices')
+  const [, apiRow] = rows(page)
+  t.match(apiRow, 'curl/8.5.0')
+  t.match(apiRow, 'API token · expires')
+
+  const out = await api(app, 'POST', '/api/logout', { token })
+  t.equal(out.statusCode, 204)
+  t.equal(out.body, '')
+  t.equal(out.headers['set-cookie'], undefined)
+  const after = await api(app, 'GET', '/api/me', { token })
+  t.equal(after.statusCode, 401, 'the token is dead')
+  t.equal(rows(await request(browser, 'GET', '/devices')).length, 1, 'and gone from the devices page')
+  t.equal((await api(app, 'POST', '/api/logout', { token })).statusCode, 401, 'logging out twice is a 401')
+})
+
+t.test('the JSON API answers bad tokens, bad bodies and unknown routes with JSON errors, never a 500', async (t) => {
+  const app = await example()
+  const token = (await api(app, 'POST', '/api/login', { json: { name: 'alice' } })).json().token as string
+  const dot = token.lastIndexOf('.')
+  const forged = token.slice(0, dot + 1) + (token[dot + 1] === 'A' ? 'B' : 'A') + token.slice(dot + 2)
+  for (const authorization of [undefined, 'Bearer', 'Bearer garbage', `Bearer ${forged}`, `Bearer ${token}x`,
+    `Bearer ${'a'.repeat(5000)}`, 'Bearer ☃', `Basic ${Buffer.from('alice:x').toString('base64')}`]) {
+    const res = await api(app, 'GET', '/api/me', { headers: authorization === undefined ? {} : { authorization } })
+    t.equal(res.statusCode, 401, `${String(authorization).slice(0, 20)}: 401`)
+    t.match(res.headers['content-type'], /^application\/json/)
+    t.equal(res.headers['www-authenticate'], 'Bearer')
+    t.same(res.json(), { statusCode: 401, message: 'Send a valid token: Authorization: Bearer <token>' })
+    t.equal(res.headers['set-cookie'], undefined)
+  }
+  t.equal((await api(app, 'POST', '/api/logout', { headers: { authorization: 'Bearer nope' } })).statusCode, 401)
+
+  const cases: Array<[Record<string, string>, string | undefined, number, string | RegExp]> = [
+    [{ 'content-type': 'application/json' }, '{"name":""}', 400, 'Enter a name to sign in.'],
+    [{ 'content-type': 'application/json' }, '{"name":"   "}', 400, 'Enter a name to sign in.'],
+    [{ 'content-type': 'application/json' }, '{"name":5}', 400, 'Enter a name to sign in.'],
+    [{ 'content-type': 'application/json' }, '{"name":["a"]}', 400, 'Enter a name to sign in.'],
+    [{ 'content-type': 'application/json' }, 'null', 400, 'Enter a name to sign in.'],
+    [{ 'content-type': 'application/json' }, '{"__proto__":{"name":"x"}}', 400, /./],
+    [{ 'content-type': 'application/json' }, JSON.stringify({ name: 'é'.repeat(65) }), 400, 'Use at most 64 characters.'],
+    [{ 'content-type': 'application/json' }, '{"name":', 400, /not valid JSON/],
+    [{ 'content-type': 'application/json' }, '', 400, /cannot be empty/],
+    [{ 'content-type': 'application/json' }, JSON.stringify({ name: 'x'.repeat(5000) }), 413, /too large/i],
+    [{ 'content-type': 'application/x-www-form-urlencoded' }, 'name=alice', 415, 'Unsupported Media Type'],
+    [{ 'content-type': 'text/plain' }, '{"name":"alice"}', 415, 'Unsupported Media Type'],
+    [{ 'content-type': 'application/json', origin: 'https://evil.example' }, '{"name":"alice"}', 403, 'Cross-site form posts are refused'],
+    [{}, undefined, 400, 'Enter a name to sign in.']
+  ]
+  for (const [headers, payload, statusCode, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/api/login', headers, ...(payload === undefined ? {} : { payload }) })
+    t.equal(res.statusCode, statusCode, `${JSON.stringify(headers)} ${String(payload).slice(0, 30)}: ${statusCode}`)
+    t.match(res.headers['content-type'], /^application\/json/)
+    t.equal(res.json().statusCode, statusCode)
+    t.match(res.json().message, message)
+    t.equal(res.headers['set-cookie'], undefined)
+  }
+  t.same(await app.sessions.getAll('x'), [], 'no session from a refused login')
+  const missing = await api(app, 'GET', '/api/nope')
+  t.equal(missing.statusCode, 404)
+  t.same(missing.json(), { statusCode: 404, message: 'No such route' })
+  t.equal((await api(app, 'GET', '/api/login')).statusCode, 404, 'GET on a POST route: a JSON 404 too')
+  t.equal((await api(app, 'GET', '/api/me', { token })).json().user, 'alice', 'the good token still works')
+})
+
+t.test('an internal error on the API is a generic JSON 500, logged, without its details', async (t) => {
+  let broken = false
+  const sink = logSink('error')
+  const app = await example({
+    logger: sink.logger,
+    clock: () => {
+      if (broken) throw new Error('the clock broke: internal detail')
+      return Date.now()
+    }
+  })
+  broken = true
+  const res = await api(app, 'POST', '/api/login', { json: { name: 'bob' } })
+  t.equal(res.statusCode, 500)
+  t.same(res.json(), { statusCode: 500, message: 'Something went wrong on our side' })
+  t.ok(sink.lines.some((l) => l.msg === 'request failed'))
 })
 
 t.test('cross-site form posts are refused', async (t) => {
