@@ -22,7 +22,7 @@ if (server !== undefined) {
   const numsub = async (channel: string): Promise<number> => ((await admin.pubsub('NUMSUB', channel)) as [string, number])[1]
   const subscribers = async (): Promise<number> =>
     ((await admin.client('LIST')) as string).split('\n').filter((line) => line.includes(`name=${NAME}`)).length
-  type Tap = typeof t
+  interface Tap { teardown: (fn: () => unknown) => void }
   const client = (t: Tap): Redis => {
     const redis = new Redis(server.url)
     redis.on('error', () => {})

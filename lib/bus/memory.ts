@@ -25,7 +25,7 @@ export class MemoryBus implements RevocationBus {
     return this.#subscribers.add(subscriber)
   }
 
-  follow (): Unsubscribe {
+  follow (_id: string): Unsubscribe {
     return noop
   }
 

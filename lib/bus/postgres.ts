@@ -60,7 +60,7 @@ export class PostgresBus implements RevocationBus {
     return this.#subscribers.add(subscriber)
   }
 
-  follow (): Unsubscribe {
+  follow (_id: string): Unsubscribe {
     return noop
   }
 
@@ -96,50 +96,54 @@ class Listener {
   #connect (): void {
     const { pool, channel, timeout } = this.#options
     let client: PostgresListenClient | undefined
-    let done = false
-    const timer = setTimeout(() => fail(new Error(`no connection and LISTEN within ${timeout} ms`)), timeout).unref()
-    const fail = (err: Error): void => {
-      if (done) return
-      done = true
+    let settled = false
+    /** Ends this attempt, once: listening, or failed (`err`) and retried. */
+    const settle = (err: Error | undefined): void => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
+      if (err === undefined && !this.#closed) {
+        this.#listening(client as PostgresListenClient)
+        return
+      }
       client?.release(true)
+      if (err === undefined) return
       this.#fault(err.message)
       this.#retry()
     }
-    pool.connect().then(async (c) => {
-      client = c as PostgresListenClient
-      if (done || this.#closed) {
-        client.release(true)
+    const timer = setTimeout(() => settle(new Error(`no connection and LISTEN within ${timeout} ms`)), timeout).unref()
+    pool.connect().then(async (connected) => {
+      const c = connected as PostgresListenClient
+      if (settled) {
+        c.release(true)
         return
       }
-      // Until LISTEN answered, a failure goes to `fail`; then to #lose.
-      client.on('error', (err: Error) => {
-        if (done) this.#lose(client as PostgresListenClient, err.message)
-        else fail(err)
+      client = c
+      // Until LISTEN answered, a failure ends the attempt; then it loses the connection.
+      c.on('error', (err: Error) => {
+        if (settled) this.#lose(c, err.message)
+        else settle(err)
       })
-      client.on('end', () => {
-        if (done) this.#lose(client as PostgresListenClient, 'connection ended')
-        else fail(new Error('connection ended'))
+      c.on('end', () => {
+        if (settled) this.#lose(c, 'connection ended')
+        else settle(new Error('connection ended'))
       })
-      client.on('notification', (message: { channel: string, payload?: string }) => {
+      c.on('notification', (message: { channel: string, payload?: string }) => {
         if (message.channel === channel && !this.#closed) this.#subscribers.message(message.payload ?? '')
       })
-      await client.query(`LISTEN "${channel}"`)
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      if (this.#closed) {
-        client.release(true)
-        return
-      }
-      this.#client = client
-      this.#attempt = 0
-      if (this.#failing) this.#options.log.info('postgres revocation bus: listening again')
-      this.#failing = false
-      if (!this.#lost) return
-      this.#lost = false
-      this.#subscribers.resync()
-    }).catch(fail)
+      await c.query(`LISTEN "${channel}"`)
+      settle(undefined)
+    }).catch(settle)
+  }
+
+  #listening (client: PostgresListenClient): void {
+    this.#client = client
+    this.#attempt = 0
+    if (this.#failing) this.#options.log.info('postgres revocation bus: listening again')
+    this.#failing = false
+    if (!this.#lost) return
+    this.#lost = false
+    this.#subscribers.resync()
   }
 
   #lose (client: PostgresListenClient, why: string): void {
