@@ -119,15 +119,9 @@ class Listener {
         return
       }
       client = c
-      // Until LISTEN answered, a failure ends the attempt; then it loses the connection.
-      c.on('error', (err: Error) => {
-        if (settled) this.#lose(c, err.message)
-        else settle(err)
-      })
-      c.on('end', () => {
-        if (settled) this.#lose(c, 'connection ended')
-        else settle(new Error('connection ended'))
-      })
+      // Until LISTEN answered, a failure rejects it, which ends the attempt; then it loses the connection.
+      c.on('error', (err: Error) => this.#lose(c, err.message))
+      c.on('end', () => this.#lose(c, 'connection ended'))
       c.on('notification', (message: { channel: string, payload?: string }) => {
         if (message.channel === channel && !this.#closed) this.#subscribers.message(message.payload ?? '')
       })

@@ -21,10 +21,6 @@ export class Subscribers {
     this.#last = last
   }
 
-  get size (): number {
-    return this.#entries.size
-  }
-
   add (subscriber: BusSubscriber): Unsubscribe {
     const entry = { subscriber }
     this.#entries.add(entry)
