@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { MemoryBus } from '../bus/memory.js'
 import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { parseData } from '../json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
@@ -71,6 +72,7 @@ class Table {
   #lastEvictionLog = -Infinity
   #timer: NodeJS.Timeout
   #sweep: NodeJS.Immediate | undefined
+  #bus: MemoryBus | undefined
   readonly maxSessions: number
   readonly #clock: () => number
   readonly #log: FastifyBaseLogger
@@ -80,6 +82,12 @@ class Table {
     this.#clock = context.clock
     this.#log = context.log
     this.#timer = setInterval(() => this.sweep(), sweepInterval).unref()
+  }
+
+  /** The table's bus: every store sharing the table shares it. */
+  get bus (): MemoryBus {
+    this.#bus ??= new MemoryBus(this.#log)
+    return this.#bus
   }
 
   /** One string instance per distinct user agent or address, so that they cost once. */
@@ -170,6 +178,7 @@ class Table {
     this.sessions.clear()
     this.users.clear()
     this.#interned.clear()
+    this.#bus?.close()
   }
 }
 
@@ -332,6 +341,11 @@ export class MemoryStore implements SessionStore {
       if (entry.expiresAt > now) deleted++
     }
     return deleted
+  }
+
+  /** In-process: every plugin instance sharing the table hears the others. */
+  get bus (): MemoryBus {
+    return this.#table.bus
   }
 
   /** Counts for monitoring: live and not yet swept sessions, users indexed, evictions so far. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
+import { PostgresBus, postgresChannel } from '../bus/postgres.js'
 import { DEFAULT_TIMEOUT_MS, fail, knownKeys, nonNegativeInteger, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
@@ -90,6 +91,8 @@ export class PostgresStore implements SessionStore {
   readonly #log: FastifyBaseLogger
   readonly #maxPerUser: number
   readonly #timer: NodeJS.Timeout | undefined
+  readonly #channel: string
+  #bus: PostgresBus | undefined
   #cleaning = false
   #closed = false
 
@@ -100,8 +103,9 @@ export class PostgresStore implements SessionStore {
     if ((pool === undefined) === (connectionString === undefined)) invalid('pool', 'give either a pool or a connectionString')
     if (pool !== undefined && (pool === null || typeof pool.connect !== 'function')) invalid('pool', 'must be a pg Pool')
     nonEmptyString('storeOptions.connectionString', connectionString)
-    const { qualified } = tableNames(options, 'storeOptions.')
+    const { qualified, table } = tableNames(options, 'storeOptions.')
     this.#sql = statements(qualified)
+    this.#channel = postgresChannel(table, options.schema)
     this.#lockSeed = qualified + '\0'
     this.#timeout = positiveInteger('storeOptions.timeout', options.timeout, DEFAULT_TIMEOUT_MS)
     this.#batch = positiveInteger('storeOptions.cleanupBatch', options.cleanupBatch, 1000)
@@ -174,6 +178,18 @@ export class PostgresStore implements SessionStore {
 
   #query (text: string, values: unknown[]): Promise<PostgresQueryResult> {
     return this.#run((client) => client.query({ text, values }))
+  }
+
+  /** LISTEN / NOTIFY on a channel named after the table; made on first use. */
+  get bus (): PostgresBus {
+    this.#bus ??= new PostgresBus({
+      pool: this.#pool,
+      query: (text, values) => this.#query(text, values),
+      channel: this.#channel,
+      log: this.#log,
+      timeout: this.#timeout
+    })
+    return this.#bus
   }
 
   async get (id: string): Promise<StoredSession | undefined> {
@@ -270,6 +286,7 @@ export class PostgresStore implements SessionStore {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
+    await this.#bus?.close()
     await this.#own?.end()
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
+import { RedisBus } from '../bus/redis.js'
 import { fail, redisOptions } from '../check.js'
 import { FST_SESSION_USER_ID_INVALID } from '../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
@@ -74,6 +75,8 @@ export class RedisStore implements SessionStore {
   readonly #clock: () => number
   readonly #log: FastifyBaseLogger
   readonly #maxPerUser: number
+  readonly #timeout: number
+  #bus: RedisBus | undefined
 
   constructor (options: RedisStoreOptions, context: StoreContext) {
     const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.', options, OPTION_KEYS)
@@ -82,6 +85,7 @@ export class RedisStore implements SessionStore {
     this.#clock = context.clock
     this.#log = context.log
     this.#maxPerUser = context.maxSessionsPerUser
+    this.#timeout = timeout
     const clientPrefix = (options.client as { options?: { keyPrefix?: unknown } } | undefined)?.options?.keyPrefix
     if (typeof clientPrefix === 'string' && /[{}]/.test(clientPrefix)) {
       fail('storeOptions.client', 'the client\'s keyPrefix must not hold { or }')
@@ -94,6 +98,12 @@ export class RedisStore implements SessionStore {
   /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
   get client (): Redis | Cluster {
     return this.#redis.client
+  }
+
+  /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
+  get bus (): RedisBus {
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
+    return this.#bus
   }
 
   #keys (id: string): Keys {
@@ -209,6 +219,7 @@ export class RedisStore implements SessionStore {
   }
 
   async close (): Promise<void> {
+    await this.#bus?.close()
     await Promise.all([this.#redis.close(), this.#revocations.close()])
   }
 }

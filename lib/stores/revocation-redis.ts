@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+import { RedisBus } from '../bus/redis.js'
 import { redisOptions } from '../check.js'
 import { ownerKeyOf, userKey } from '../ids.js'
 import { RedisConnection } from './redis-connection.js'
@@ -61,13 +62,24 @@ export class RedisRevocation implements RevocationStore {
   readonly #revocations: RevocationWrites
   readonly #prefix: string
   readonly #clock: () => number
+  readonly #timeout: number
+  readonly #log: StoreContext['log']
+  #bus: RedisBus | undefined
 
   constructor (options: RedisRevocationOptions, context: StoreContext) {
     const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.revocation.', options, OPTION_KEYS)
     this.#prefix = prefix
     this.#clock = context.clock
+    this.#timeout = timeout
+    this.#log = context.log
     this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
     this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
+  }
+
+  /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
+  get bus (): RedisBus {
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
+    return this.#bus
   }
 
   #userKey (userId: string): string {
@@ -101,6 +113,7 @@ export class RedisRevocation implements RevocationStore {
   }
 
   async close (): Promise<void> {
+    await this.#bus?.close()
     await Promise.all([this.#redis.close(), this.#revocations.close()])
   }
 }

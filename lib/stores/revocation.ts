@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { MemoryBus } from '../bus/memory.js'
 import { knownKeys, positiveInteger } from '../check.js'
 import { FST_SESSION_OPTION_INVALID } from '../errors.js'
 import { assertRevocation } from './registry.js'
@@ -43,6 +44,7 @@ export class MemoryRevocation implements RevocationStore {
   readonly #timer: NodeJS.Timeout
   #dropped = 0
   #lastWarning = -Infinity
+  #bus: MemoryBus | undefined
 
   constructor (options: MemoryRevocationOptions, context: StoreContext) {
     const o = options as unknown as Record<string, unknown>
@@ -57,6 +59,12 @@ export class MemoryRevocation implements RevocationStore {
   #user (userId: string, now: number): UserEntry | undefined {
     const entry = this.#users.get(userId)
     return entry === undefined || entry.until <= now ? undefined : entry
+  }
+
+  /** In-process: the plugin instance using this store hears its own revocations. */
+  get bus (): MemoryBus {
+    this.#bus ??= new MemoryBus(this.#log)
+    return this.#bus
   }
 
   async isRevoked (id: string, userId: string | undefined, generation: number): Promise<boolean> {
@@ -121,6 +129,7 @@ export class MemoryRevocation implements RevocationStore {
 
   async close (): Promise<void> {
     clearInterval(this.#timer)
+    await this.#bus?.close()
     this.#denied.clear()
     this.#users.clear()
   }

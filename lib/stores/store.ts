@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { RevocationBus } from '../bus/bus.js'
 
 /**
  * A session as a server-side store keeps it. Times are milliseconds since the epoch,
@@ -76,6 +77,12 @@ export interface SessionStore {
   getAll (userId: string): Promise<StoredSession[]>
   /** Deletes every session of the user but those in `except`; resolves how many it deleted. */
   deleteAll (userId: string, except: readonly string[]): Promise<number>
+  /**
+   * How every instance sharing the store hears that sessions ended (see lib/bus/bus.ts). Opens
+   * nothing until first subscribed to; closed by the store's `close`. A store without one is
+   * heard by the instance that revokes only.
+   */
+  readonly bus?: RevocationBus
   /** Releases what the store opened (clients, timers); called from the app's onClose. */
   close? (): Promise<void>
 }
@@ -119,6 +126,8 @@ export interface RevocationStore {
    * one, even after the user's entry expired at `until`.
    */
   revokeAll (userId: string, except: readonly string[], until: number): Promise<void>
+  /** How every instance sharing the revocation store hears of revocations, as `SessionStore.bus`. */
+  readonly bus?: RevocationBus
   close? (): Promise<void>
 }
 

@@ -1,0 +1,207 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { noop, retryDelay } from './subscribers.js'
+
+// The subscriber of a Redis Cluster: sharded pub/sub, one connection per master that owns the
+// slot of a followed channel, each SSUBSCRIBEd to the channels of its slots. ioredis 5's own
+// Cluster#ssubscribe is not used: without `shardedSubscribers` it sends every SSUBSCRIBE to one
+// node, which answers MOVED for the slots of the others (redis/ioredis#1759); with it, a MOVED
+// reply to SSUBSCRIBE never settles the command's promise, and resubscription after a failover
+// is fire-and-forget, with no event saying when the channels are heard again, which is what
+// `resync` needs. So the placement is ours: the slot map of the store's Cluster says which
+// master owns each channel; a lost node connection, a MOVED reply or an SSUBSCRIBE that does
+// not answer in time starts a reconciliation (refresh the slot map, connect to the owners,
+// SSUBSCRIBE again), retried with a bounded back-off until every channel is heard again, and
+// then `resync` runs once.
+
+/** CRC16/XMODEM, as Redis Cluster hashes keys to its 16384 slots. */
+const CRC_TABLE = new Uint16Array(256)
+for (let i = 0; i < 256; i++) {
+  let crc = i << 8
+  for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1
+  CRC_TABLE[i] = crc & 0xffff
+}
+
+/** The slot of `key`: of its hash tag, the part within its first non-empty `{…}`, when it has one. */
+export function keySlot (key: string): number {
+  const open = key.indexOf('{')
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key
+  let crc = 0
+  for (const byte of Buffer.from(hashed, 'utf8')) crc = ((crc << 8) ^ (CRC_TABLE[((crc >> 8) ^ byte) & 0xff] as number)) & 0xffff
+  return crc & 16383
+}
+
+/** One connection to one master, and the channels it is subscribed to or being subscribed to. */
+interface Node {
+  key: string
+  redis: Redis
+  channels: Set<string>
+  /** SSUBSCRIBE batches not yet acknowledged. */
+  pending: number
+}
+
+export class ShardedSubscription {
+  readonly #cluster: Cluster
+  readonly #channels: Set<string>
+  readonly #nodes = new Map<string, Node>()
+  readonly #deliver: (text: string) => void
+  readonly #resync: () => void
+  readonly #log: FastifyBaseLogger
+  readonly #timeout: number
+  #timer: NodeJS.Timeout | undefined
+  #attempt = 0
+  /** Something may have been missed since the last time every channel was heard: resync then. */
+  #lost = false
+  #failing = false
+  #closed = false
+
+  constructor (cluster: Cluster, channels: string[], deliver: (text: string) => void, resync: () => void,
+    log: FastifyBaseLogger, timeout: number) {
+    this.#cluster = cluster
+    this.#channels = new Set(channels)
+    this.#deliver = deliver
+    this.#resync = resync
+    this.#log = log
+    this.#timeout = timeout
+    this.#reconcile()
+  }
+
+  follow (channel: string): void {
+    this.#channels.add(channel)
+    this.#reconcile()
+  }
+
+  unfollow (channel: string): void {
+    this.#channels.delete(channel)
+    this.#reconcile()
+  }
+
+  /** Puts every followed channel on the connection to the master of its slot, as the slot map says now. */
+  #reconcile (): void {
+    if (this.#closed) return
+    const slots = this.#cluster.slots
+    const wanted = new Map<string, Set<string>>()
+    let placed = true
+    for (const channel of this.#channels) {
+      const key = slots[keySlot(channel)]?.[0]
+      if (key === undefined) {
+        placed = false
+        continue
+      }
+      let set = wanted.get(key)
+      if (set === undefined) wanted.set(key, set = new Set())
+      set.add(channel)
+    }
+    for (const [key, node] of this.#nodes) if (!wanted.has(key)) this.#drop(node)
+    for (const [key, channels] of wanted) {
+      const node = this.#nodes.get(key) ?? this.#connect(key)
+      if (node === undefined) {
+        placed = false
+        continue
+      }
+      for (const channel of node.channels) {
+        if (channels.has(channel)) continue
+        node.channels.delete(channel)
+        node.redis.sunsubscribe(channel).catch(noop)
+      }
+      const added = [...channels].filter((channel) => !node.channels.has(channel))
+      for (const channel of added) node.channels.add(channel)
+      if (added.length > 0) this.#listen(node, added)
+    }
+    if (!placed) this.#retry('the slot map does not name the owner of a followed channel')
+    else this.#settled()
+  }
+
+  /** A connection of its own to the master `key`, found among the Cluster's nodes; ended, never retried, on failure. */
+  #connect (key: string): Node | undefined {
+    const source = this.#cluster.nodes('master').find(({ options }) => `${options.host}:${options.port}` === key)
+    if (source === undefined) return undefined
+    // Commands wait in the offline queue for the connection, within #listen's timeout.
+    const redis = source.duplicate({
+      autoResubscribe: false,
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      readOnly: false,
+      connectionName: 'fastify-user-sessions:revoked',
+      // The reconciliation reconnects, to whichever master owns the slots then.
+      retryStrategy: () => null
+    })
+    const node: Node = { key, redis, channels: new Set(), pending: 0 }
+    this.#nodes.set(key, node)
+    redis.on('smessage', (_channel: string, text: string) => this.#deliver(text))
+    redis.on('error', (err: Error) => this.#fault(err.message))
+    // ioredis emits 'moved' for a MOVED reply to SSUBSCRIBE, and leaves the command unanswered.
+    redis.on('moved', () => this.#lose(node, 'a channel moved to another node'))
+    redis.on('end', () => this.#lose(node, 'connection lost'))
+    return node
+  }
+
+  /** SSUBSCRIBEs `channels` on `node`, one command per channel (they need not share a slot), within the timeout. */
+  #listen (node: Node, channels: string[]): void {
+    node.pending++
+    let answered = false
+    const timer = setTimeout(() => {
+      if (!answered) this.#lose(node, `no answer to SSUBSCRIBE within ${this.#timeout} ms`)
+    }, this.#timeout).unref()
+    Promise.all(channels.map((channel) => node.redis.ssubscribe(channel))).then(() => {
+      answered = true
+      clearTimeout(timer)
+      node.pending--
+      if (this.#nodes.get(node.key) === node) this.#settled()
+    }, (err: Error) => {
+      answered = true
+      clearTimeout(timer)
+      this.#lose(node, err.message)
+    })
+  }
+
+  /** Every channel heard again after a loss: resync, once. */
+  #settled (): void {
+    if (this.#timer !== undefined) return
+    for (const node of this.#nodes.values()) if (node.pending > 0) return
+    this.#attempt = 0
+    if (this.#failing) this.#log.info('redis revocation bus: sharded subscription restored')
+    this.#failing = false
+    if (!this.#lost) return
+    this.#lost = false
+    this.#resync()
+  }
+
+  #lose (node: Node, why: string): void {
+    if (this.#nodes.get(node.key) !== node) return
+    this.#drop(node)
+    this.#lost = true
+    this.#retry(why)
+  }
+
+  #drop (node: Node): void {
+    this.#nodes.delete(node.key)
+    node.redis.disconnect()
+  }
+
+  /** One warning per outage. */
+  #fault (message: string): void {
+    if (this.#failing || this.#closed) return
+    this.#failing = true
+    this.#log.warn({ err: { message } }, 'redis revocation bus: sharded subscriber connection error')
+  }
+
+  #retry (why: string): void {
+    this.#fault(why)
+    if (this.#timer !== undefined || this.#closed) return
+    this.#timer = setTimeout(() => {
+      this.#cluster.refreshSlotsCache(() => {
+        this.#timer = undefined
+        this.#reconcile()
+      })
+    }, retryDelay(this.#attempt++)).unref()
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    for (const node of this.#nodes.values()) this.#drop(node)
+  }
+}

@@ -1,0 +1,189 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { Cluster, type Redis } from 'ioredis'
+import { DEFAULT_TIMEOUT_MS } from '../check.js'
+import { RedisConnection } from '../stores/redis-connection.js'
+import type { BusSubscriber, Revocation, RevocationBus, Unsubscribe } from './bus.js'
+import { encode, fitted, MAX_MESSAGE_BYTES, revocationKey, sessionKey } from './codec.js'
+import { ShardedSubscription } from './redis-sharded.js'
+import { noop, retryDelay, Subscribers } from './subscribers.js'
+
+// The Redis bus. On a single server (or Sentinel), one channel, `<prefix>revoked`: PUBLISH on
+// the store's client, SUBSCRIBE on one connection duplicated from it when the first subscriber
+// comes. On a Cluster, sharded pub/sub (Redis 7): one channel per user, `<prefix>r:{<userKey>}`,
+// on the slot of that user's keys, so that a message stays on its user's shard; see
+// redis-sharded.ts for the subscriber.
+
+export interface RedisBusOptions {
+  /** The store's ioredis client or Cluster; publishes go through it, the subscriber is duplicated from it. Never closed by the bus. */
+  client: Redis | Cluster
+  /** The store's key prefix. */
+  prefix: string
+  log: FastifyBaseLogger
+  /** Milliseconds a publish may wait for Redis. @default 2000 */
+  timeout?: number
+  /** Largest message; a larger revocation is sent user-wide (see `fitted`). @default 7999 */
+  maxBytes?: number
+}
+
+/** How a bus receives: one channel on one connection, or sharded channels. */
+interface Subscription {
+  follow: (channel: string) => void
+  unfollow: (channel: string) => void
+  close: () => Promise<void>
+}
+
+export class RedisBus implements RevocationBus {
+  readonly #redis: RedisConnection
+  readonly #prefix: string
+  readonly #log: FastifyBaseLogger
+  readonly #timeout: number
+  readonly #maxBytes: number
+  readonly #sharded: boolean
+  readonly #subscribers: Subscribers
+  /** Followers per sharded channel, kept while nobody subscribes too. */
+  readonly #follows = new Map<string, number>()
+  #subscription: Subscription | undefined
+  #closing: Promise<void> | undefined
+
+  constructor (options: RedisBusOptions) {
+    this.#prefix = options.prefix
+    this.#log = options.log
+    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS
+    this.#maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES
+    this.#sharded = options.client instanceof Cluster
+    this.#redis = new RedisConnection(options.client, undefined, this.#timeout, options.log, false)
+    this.#subscribers = new Subscribers('redis revocation bus', options.log, () => this.#open(), () => { this.#shut().catch(noop) })
+  }
+
+  /** The channel of the sessions of one routing key: their user's, or one anonymous id's. */
+  #channel (key: string): string {
+    return this.#sharded ? `${this.#prefix}r:{${key}}` : `${this.#prefix}revoked`
+  }
+
+  async publish (revocation: Revocation): Promise<void> {
+    const key = revocationKey(revocation)
+    if (key === undefined) return
+    const message = encode(fitted(revocation, this.#maxBytes))
+    const channel = this.#channel(key)
+    const client = this.#redis.client
+    await this.#redis.call(() => this.#sharded ? (client as Cluster).spublish(channel, message) : client.publish(channel, message))
+  }
+
+  subscribe (subscriber: BusSubscriber): Unsubscribe {
+    return this.#subscribers.add(subscriber)
+  }
+
+  follow (id: string): Unsubscribe {
+    if (!this.#sharded) return noop
+    const channel = this.#channel(sessionKey(id))
+    const count = this.#follows.get(channel) ?? 0
+    this.#follows.set(channel, count + 1)
+    if (count === 0) this.#subscription?.follow(channel)
+    let followed = true
+    return () => {
+      if (!followed) return
+      followed = false
+      const left = (this.#follows.get(channel) as number) - 1
+      if (left > 0) {
+        this.#follows.set(channel, left)
+        return
+      }
+      this.#follows.delete(channel)
+      this.#subscription?.unfollow(channel)
+    }
+  }
+
+  #open (): void {
+    if (this.#closing !== undefined) return
+    const deliver = (text: string): void => this.#subscribers.message(text)
+    const resync = (): void => this.#subscribers.resync()
+    const client = this.#redis.client
+    this.#subscription = this.#sharded
+      ? new ShardedSubscription(client as Cluster, [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
+      : new ChannelSubscription(client as Redis, this.#channel(''), deliver, resync, this.#log, this.#timeout)
+  }
+
+  #shut (): Promise<void> {
+    const subscription = this.#subscription
+    this.#subscription = undefined
+    return subscription === undefined ? Promise.resolve() : subscription.close()
+  }
+
+  async close (): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#subscribers.clear()
+      this.#follows.clear()
+      await Promise.all([this.#shut(), this.#redis.close()])
+    })()
+    await this.#closing
+  }
+}
+
+/**
+ * The subscriber of a single server: one connection, duplicated from the store's client, on one
+ * channel. ioredis reconnects it; we subscribe again on each 'ready' ourselves (not
+ * `autoResubscribe`), so that `resync` runs once the channel is heard again, never before.
+ */
+class ChannelSubscription implements Subscription {
+  readonly #sub: Redis
+  readonly #log: FastifyBaseLogger
+  readonly #timeout: number
+  /** The connection was lost (or never made) since the subscription started: resync once it is back. */
+  #lost = false
+  #failing = false
+  #closed = false
+
+  constructor (client: Redis, channel: string, deliver: (text: string) => void, resync: () => void,
+    log: FastifyBaseLogger, timeout: number) {
+    this.#log = log
+    this.#timeout = timeout
+    const sub = this.#sub = client.duplicate({
+      autoResubscribe: false,
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      connectionName: 'fastify-user-sessions:revoked',
+      retryStrategy: retryDelay
+    })
+    sub.on('message', (_channel: string, text: string) => deliver(text))
+    sub.on('error', (err: Error) => this.#fault(err.message))
+    sub.on('close', () => {
+      if (this.#closed) return
+      this.#lost = true
+      this.#fault('connection lost')
+    })
+    sub.on('ready', () => {
+      sub.subscribe(channel).then(() => {
+        if (this.#failing) log.info('redis revocation bus: subscription restored')
+        this.#failing = false
+        if (!this.#lost) return
+        this.#lost = false
+        resync()
+      }, (err: Error) => this.#fault(err.message))
+    })
+  }
+
+  /** One warning per outage. */
+  #fault (message: string): void {
+    if (this.#failing || this.#closed) return
+    this.#failing = true
+    this.#log.warn({ err: { message } }, 'redis revocation bus: subscriber connection error')
+  }
+
+  follow (): void {}
+  unfollow (): void {}
+
+  async close (): Promise<void> {
+    this.#closed = true
+    const sub = this.#sub
+    if (sub.status === 'ready') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#timeout).unref()
+        sub.quit().catch(noop).finally(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    sub.disconnect()
+  }
+}
