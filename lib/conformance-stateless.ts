@@ -61,12 +61,13 @@ function randomString (alphabet: string, length: number): string {
 type Body = (f: StatelessFixture) => Promise<void>
 
 const cases: Array<[name: string, title: string, body: Body]> = [
-  ['roundtrip', 'seal then open gives the session back, bound or anonymous, with unicode and nested data', async ({ create, make }) => {
+  ['roundtrip', 'seal then open gives the session back, bound or anonymous, with unicode and nested data, with its own settings (policy) or none', async ({ create, make }) => {
     const store = await create()
     assert.equal(store.stateless, true)
     const bound = make('alice', { data: { s: 'é ✓ 😀', n: 1.5, b: false, z: null, list: [1, 'two', { three: 3 }], 'a:b.c': { d: [] } }, generation: 7 })
     const anonymous = make(undefined, { data: {}, authenticatedAt: undefined })
-    for (const session of [bound, anonymous]) {
+    const own = make('alice', { policy: 's.t600.a3600' })
+    for (const session of [bound, anonymous, own]) {
       const value = store.seal(session)
       assert.equal(typeof value, 'string')
       assert.match(value, COOKIE_OCTETS, 'a cookie value as it is, without encoding')

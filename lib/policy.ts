@@ -60,7 +60,6 @@ function parse (encoded: string): Policy | undefined {
 /** The settings a store kept for a session; undefined when they are not what `encodePolicy` writes. */
 export function decodePolicy (encoded: string | undefined): Policy | undefined {
   if (encoded === undefined) return DEFAULT_POLICY
-  if (typeof encoded !== 'string') return undefined
   let policy = decoded.get(encoded)
   if (policy === undefined && !decoded.has(encoded)) {
     policy = parse(encoded)

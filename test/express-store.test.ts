@@ -132,7 +132,7 @@ t.test('stored sessions of foreign shape, or without an id, are ignored; listing
   const id = 'dQ.' + 'A'.repeat(22)
   const listed: unknown[] = [{ id: 'x', cookie: {} }, { cookie: {}, fus }, null,
     { id, fus: { ...fus, d: [] } }, { id, fus: { ...fus, d: null } }, { id, fus: { ...fus, d: 'x' } }, { id, fus: { ...fus, a: 'x' } },
-    { id, fus: { ...fus, u: 'v' } }, { id, fus: { ...fus, u: null } }, { id, fus: { ...fus, c: -1 } }]
+    { id, fus: { ...fus, u: 'v' } }, { id, fus: { ...fus, u: null } }, { id, fus: { ...fus, c: -1 } }, { id, fus: { ...fus, d: {}, o: 5 } }]
   const adapter = new ExpressStoreAdapter({
     store: {
       get: (_sid, cb) => cb(null, { cookie: {}, foreign: true }),
@@ -143,8 +143,9 @@ t.test('stored sessions of foreign shape, or without an id, are ignored; listing
   }, { clock: clock.now, maxSessionsPerUser: 100 })
   t.equal(await adapter.get('A'.repeat(22)), undefined)
   t.same(await adapter.getAll('u'), [], 'none of the listed objects is a session of ours')
-  listed.push({ id, fus: { ...fus, d: { ok: true }, a: 5 } })
-  t.match(await adapter.getAll('u'), [{ id, userId: 'u', data: { ok: true }, authenticatedAt: 5 }], 'the well-formed one is')
+  listed.push({ id, fus: { ...fus, d: { ok: true }, a: 5 } }, { id, fus: { ...fus, d: {}, o: 's.t60' } })
+  t.match(await adapter.getAll('u'), [{ id, userId: 'u', data: { ok: true }, authenticatedAt: 5, policy: undefined },
+    { id, policy: 's.t60' }], 'the well-formed ones are, with their settings')
   const empty = fromExpressStore({ get: (_s, cb) => cb(null, null), set: (_s, _v, cb) => cb?.(), destroy: (_s, cb) => cb?.(), all: (cb) => cb(null, undefined) })
   t.same(await empty.getAll('u'), [])
   t.equal(await empty.deleteAll('u', []), 0)

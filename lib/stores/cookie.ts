@@ -64,7 +64,7 @@ function decode (plaintext: string): SealedSession | undefined {
     absoluteAt,
     authenticatedAt: authenticatedAt ?? undefined,
     generation,
-    policy: policy as string | undefined
+    ...(policy === undefined ? undefined : { policy: policy as string })
   }
 }
 
