@@ -59,6 +59,12 @@ export function ownerKeyOf (id: string): string | undefined {
   return dot === -1 ? undefined : id.slice(0, dot)
 }
 
+/** The user a session id names (decoded from its key), or `undefined` for an anonymous id. */
+export function userIdOf (id: string): string | undefined {
+  const owner = ownerKeyOf(id)
+  return owner === undefined ? undefined : Buffer.from(owner, 'base64url').toString('utf8')
+}
+
 /** True when `id` has the shape of an id this plugin issues; anything else is never looked up. */
 export function isSessionId (id: string): boolean {
   const dot = id.indexOf('.')

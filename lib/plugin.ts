@@ -4,9 +4,11 @@ import type { LoadResult } from './backends/backend.js'
 import { MAX_COOKIE_LENGTH, SessionCore } from './core.js'
 import { FST_SESSION_DISABLED } from './errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from './options.js'
+import { SessionEventEmitter } from './events.js'
 import { Session } from './session.js'
 import { resolveStore } from './stores/registry.js'
 import { UserSessions } from './user-sessions.js'
+import { Watcher } from './watch.js'
 
 // The wiring: one onRequest hook that reads the cookie (and the store, only when a cookie is
 // there), a lazy `request.session`, one onSend hook that writes what changed, and onClose.
@@ -34,10 +36,14 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     cookieName: opts.cookieName
   })
   const core = new SessionCore(opts)
-  const backend = backendFor(core, store)
+  const backend = backendFor(core, store, fastify.log)
+  const watcher = new Watcher(backend.bus, async (state) => await backend.alive(state), opts.clock, fastify.log)
+  const events = new SessionEventEmitter(fastify.log, (listening) => { watcher.listening(listening) })
+  watcher.hear(events)
+  core.attach(events, watcher)
   const cookieName = opts.cookieName
 
-  fastify.decorate('sessions', new UserSessions(backend, fastify.log))
+  fastify.decorate('sessions', new UserSessions(backend, fastify.log, events))
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest): Session {
@@ -98,5 +104,8 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     else saving.then(() => done(null, payload), done)
   })
 
-  fastify.addHook('onClose', async () => { await backend.close() })
+  fastify.addHook('onClose', async () => {
+    await watcher.close()
+    await backend.close()
+  })
 }

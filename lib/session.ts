@@ -4,6 +4,7 @@ import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverr
 import type { SessionCore } from './core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from './errors.js'
 import { newSessionId, normalizeUserId } from './ids.js'
+import type { RevokedReason } from './events.js'
 import { DEFAULT_POLICY, loginPolicy, type LoginOptions, type Policy } from './policy.js'
 import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from './session-data.js'
 import { storeError, withStoreErrors } from './store-errors.js'
@@ -272,10 +273,10 @@ export class Session {
     const issued = await backend.create(this.#request, { id: undefined, userId, data: { ...data }, createdAt, authenticatedAt, policy })
     if (old !== undefined) {
       try {
-        await backend.drop(old)
+        await backend.drop(old, 'replaced')
       } catch (err) {
         // The new session exists; the old one must not outlive the switch. Undo and report.
-        await backend.drop(issued.state).catch(() => {})
+        await backend.drop(issued.state, 'replaced').catch(() => {})
         throw storeError(err)
       }
     }
@@ -322,6 +323,7 @@ export class Session {
       return
     }
     await withStoreErrors(this.#replace(state.userId, data, state.createdAt, state.authenticatedAt, this.#policy))
+    this.#emit('regenerated', this.#state as SessionState, state.id)
   }
 
   /**
@@ -338,16 +340,44 @@ export class Session {
     const keep = options.keepData ?? false
     const data = keep === true ? this.#data : Array.isArray(keep) ? this.#pick(keep) : emptyData()
     const now = this.#core.now()
+    const previous = this.#state?.id
     await withStoreErrors(this.#replace(id, data, now, now, policy))
+    this.#emit('login', this.#state as SessionState, previous)
+  }
+
+  /** A lifecycle event, built only when this instance listens to it. */
+  #emit (event: 'created' | 'login' | 'regenerated' | 'destroyed', state: SessionState, previousId?: string): void {
+    const core = this.#core
+    const events = core.events
+    if (!events.listening(event)) return
+    const { ip, userAgent } = core.client(this.#request)
+    const payload = { id: state.id, userId: state.userId, at: core.now(), ip, userAgent }
+    events.emit(event, event === 'login' || event === 'regenerated' ? { ...payload, previousId } : payload)
+  }
+
+  /**
+   * Runs `callback` once, when this session ends anywhere: deleted by `app.sessions.delete` or
+   * `deleteAll` (on any instance sharing the store), `destroy()`, replaced by `login()` or
+   * `regenerate()`, evicted, or past its deadline. For a live connection (WebSocket, SSE) opened
+   * with this session: close it there. Returns the function that stops it (call it when the
+   * connection closes). The session must be stored (after `login()` or `save()`).
+   */
+  onRevoked (callback: (reason: RevokedReason) => void): () => void {
+    this.#available()
+    if (typeof callback !== 'function') throw new FST_SESSION_OPTION_INVALID('callback', 'must be a function')
+    const state = this.#state
+    if (state === undefined) throw new FST_SESSION_OPTION_INVALID('onRevoked', 'the session is not stored yet: call it after login() or save()')
+    return this.#core.watcher.follow(state, callback)
   }
 
   /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
   async destroy (): Promise<void> {
     this.#available()
     const state = this.#state
-    if (state !== undefined) await withStoreErrors(this.#backend.drop(state))
+    if (state !== undefined) await withStoreErrors(this.#backend.drop(state, 'destroy'))
     this.#expire ||= !this.#bearerRequest && (state !== undefined || this.#resend)
     this.#forget()
+    if (state !== undefined) this.#emit('destroyed', state)
   }
 
   /** Back to a fresh anonymous session, nothing stored, nothing pending. */
@@ -386,6 +416,7 @@ export class Session {
       const policy = this.#bearerRequest ? BEARER : DEFAULT_POLICY
       this.#adopt(await this.#backend.create(this.#request,
         { id: this.#id, userId: undefined, data: { ...this.#data }, createdAt: now, authenticatedAt: undefined, policy }), policy)
+      this.#emit('created', this.#state as SessionState)
       return
     }
     const deadline = core.deadline(state.createdAt, now, this.#policy)

@@ -3,6 +3,7 @@ import type { Backend } from './backends/backend.js'
 import { MAX_COOKIE_LENGTH } from './core.js'
 import { FST_SESSION_OPTION_INVALID } from './errors.js'
 import { normalizeUserId } from './ids.js'
+import type { SessionEventEmitter, SessionEventListener, SessionEventName } from './events.js'
 import type { SessionTransport } from './policy.js'
 import { checkData, type SessionData } from './session-data.js'
 
@@ -55,11 +56,30 @@ function optionalUser (userId: string | number | undefined): string | undefined 
 export class UserSessions {
   readonly #backend: Backend
   readonly #log: FastifyBaseLogger
+  readonly #events: SessionEventEmitter
 
   /** @internal */
-  constructor (backend: Backend, log: FastifyBaseLogger) {
+  constructor (backend: Backend, log: FastifyBaseLogger, events: SessionEventEmitter) {
     this.#backend = backend
     this.#log = log
+    this.#events = events
+  }
+
+  /**
+   * Listens to a lifecycle event: `'created'`, `'login'`, `'regenerated'`, `'destroyed'` (where
+   * they happen) and `'revoked'` (a session ended, on any instance sharing the store). Events
+   * carry the session's public id, its user, the time and, where known, the client's address and
+   * user agent; never a secret, a token or data. A listener that throws is logged, not rethrown.
+   */
+  on<E extends SessionEventName> (event: E, listener: SessionEventListener<E>): this {
+    this.#events.on(event, listener)
+    return this
+  }
+
+  /** Stops a listener added with `on`. */
+  off<E extends SessionEventName> (event: E, listener: SessionEventListener<E>): this {
+    this.#events.off(event, listener)
+    return this
   }
 
   /**

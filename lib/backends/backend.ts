@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
+import type { RevocationBus } from '../bus/bus.js'
 import type { Policy } from '../policy.js'
 import type { SessionRecord } from '../user-sessions.js'
 
@@ -64,6 +65,8 @@ export interface Backend<S extends SessionState = SessionState> {
   readonly core: SessionCore
   /** The longest absolute timeout `login()` may give a session, in seconds. */
   readonly maxAbsoluteTtl: number
+  /** How the instances sharing the store hear of revocations: the store's, or one of this process. */
+  readonly bus: RevocationBus
   /**
    * Reads a credential; never throws. `bearer`: it came as a bearer token (true) or a cookie
    * (false), and must match how the session travels; undefined: either (`app.sessions.authenticate`).
@@ -78,8 +81,10 @@ export interface Backend<S extends SessionState = SessionState> {
    */
   persist (state: S, change: DataChange | undefined, data: Record<string, unknown>, now: number,
     expiresAt: number | undefined): Promise<Persisted<S> | undefined>
-  /** Ends the session for every holder of its credential; resolves whether it was live. */
-  drop (state: S): Promise<boolean>
+  /** Ends the session for every holder of its credential, and says so on the bus; resolves whether it was live. */
+  drop (state: S, reason: 'destroy' | 'replaced'): Promise<boolean>
+  /** The session's current deadline as the store has it, or undefined when it ended (for live connections). */
+  alive (state: S): Promise<number | undefined>
   /** The cookie value for the session; throws `FST_SESSION_COOKIE_TOO_LARGE` rather than send what a browser drops. */
   cookieValue (request: FastifyRequest, state: S, secret: string, data: Record<string, unknown>): string
 

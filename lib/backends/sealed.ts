@@ -1,7 +1,10 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
 import { FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
-import { isSessionId, newSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { announce } from '../bus/announce.js'
+import type { Revocation, RevocationBus } from '../bus/bus.js'
+import { localBus } from '../bus/local.js'
+import { isSessionId, newSessionId, ownerKeyOf, userIdOf, userKey } from '../ids.js'
 import { decodePolicy, encodePolicy, type Policy } from '../policy.js'
 import { withStoreErrors } from '../store-errors.js'
 import type { SessionRecord } from '../user-sessions.js'
@@ -33,14 +36,22 @@ export class SealedBackend implements Backend<SealedState> {
   readonly core: SessionCore
   /** Revocations are kept for the app's absoluteTtl, so no session may be given a longer one. */
   readonly maxAbsoluteTtl: number
+  readonly bus: RevocationBus
   readonly #store: StatelessStore
   readonly #revocation: RevocationStore | undefined
+  readonly #log: FastifyBaseLogger
 
-  constructor (core: SessionCore, store: StatelessStore) {
+  constructor (core: SessionCore, store: StatelessStore, log: FastifyBaseLogger) {
     this.core = core
     this.maxAbsoluteTtl = core.options.absoluteTtl
     this.#store = store
     this.#revocation = store.revocation
+    this.#log = log
+    this.bus = store.revocation?.bus ?? localBus(store, log)
+  }
+
+  #announce (revocation: Revocation): void {
+    announce(this.bus, this.#log, revocation)
   }
 
   /** Opens the seal, checks the deadlines here, then asks revocation (one round trip). */
@@ -133,10 +144,19 @@ export class SealedBackend implements Backend<SealedState> {
   }
 
   /** Deny-listed until its absolute deadline by the revocation store; without one, nothing (only the cookie is expired). */
-  drop (state: SealedState): Promise<boolean> {
+  async drop (state: SealedState, reason: 'destroy' | 'replaced'): Promise<boolean> {
     const revocation = this.#revocation
-    if (revocation === undefined) return Promise.resolve(false)
-    return revocation.revoke(state.id, state.absoluteAt)
+    if (revocation === undefined) return false
+    const revoked = await revocation.revoke(state.id, state.absoluteAt)
+    if (revoked) this.#announce({ ids: [state.id], userId: state.userId, reason, at: this.core.now() })
+    return revoked
+  }
+
+  /** Nothing is stored: the deadline is the one sealed into the cookie, unless the session was revoked. */
+  async alive (state: SealedState): Promise<number | undefined> {
+    const revocation = this.#revocation
+    if (revocation !== undefined && await revocation.isRevoked(state.id, state.userId, state.generation)) return undefined
+    return state.expiresAt
   }
 
   cookieValue (request: FastifyRequest, state: SealedState, _secret: string, data: Record<string, unknown>): string {
@@ -178,7 +198,9 @@ export class SealedBackend implements Backend<SealedState> {
     const revocation = this.#revocationFor('delete')
     if (!owned(sessionId, userId)) return false
     const core = this.core
-    return await withStoreErrors(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+    const revoked = await withStoreErrors(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+    if (revoked) this.#announce({ ids: [sessionId], userId: userId ?? userIdOf(sessionId), reason: 'delete', at: core.now() })
+    return revoked
   }
 
   /** A stateless store cannot count the cookies it revoked: it resolves 0. */
@@ -189,6 +211,8 @@ export class SealedBackend implements Backend<SealedState> {
     const kept = except.filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
     const core = this.core
     await withStoreErrors(revocation.revokeAll(userId, kept, core.now() + core.absoluteTtlMs))
+    // Which cookies are out there nobody knows: the message names the user; each instance checks those it follows.
+    this.#announce({ ids: [], userId, except: kept, reason: 'deleteAll', at: core.now() })
     return 0
   }
 

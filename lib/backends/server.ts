@@ -1,9 +1,12 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from '../core.js'
 import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
-import { hashSecret, newSecret, newSessionId, parseToken, secretMatches } from '../ids.js'
+import { hashSecret, newSecret, newSessionId, parseToken, secretMatches, userIdOf } from '../ids.js'
 import { decodePolicy, encodePolicy, MAX_LIFETIME, type Policy } from '../policy.js'
 import { emptyData } from '../session-data.js'
+import { announce } from '../bus/announce.js'
+import type { RevocationBus, RevocationReason } from '../bus/bus.js'
+import { localBus } from '../bus/local.js'
 import { withStoreErrors } from '../store-errors.js'
 import type { SessionStore, StoredSession } from '../stores/store.js'
 import type { SessionRecord } from '../user-sessions.js'
@@ -38,11 +41,22 @@ function toRecord (s: StoredSession, policy: Policy, core: SessionCore): Session
 export class ServerBackend implements Backend<StoredSession> {
   readonly core: SessionCore
   readonly maxAbsoluteTtl = MAX_LIFETIME
+  readonly bus: RevocationBus
   readonly #store: SessionStore
+  readonly #log: FastifyBaseLogger
+  /** The store tells the bus of what it deletes in bulk (deleteAll, evictions) itself. */
+  readonly #storeAnnounces: boolean
 
-  constructor (core: SessionCore, store: SessionStore) {
+  constructor (core: SessionCore, store: SessionStore, log: FastifyBaseLogger) {
     this.core = core
     this.#store = store
+    this.#log = log
+    this.#storeAnnounces = store.bus !== undefined
+    this.bus = store.bus ?? localBus(store, log)
+  }
+
+  #announce (sessionId: string, userId: string | undefined, reason: RevocationReason): void {
+    announce(this.bus, this.#log, { ids: [sessionId], userId, reason, at: this.core.now() })
   }
 
   async load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<StoredSession>> {
@@ -109,8 +123,15 @@ export class ServerBackend implements Backend<StoredSession> {
     return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend: expiresAt !== undefined }
   }
 
-  drop (state: StoredSession): Promise<boolean> {
-    return this.#store.delete(state.id)
+  async drop (state: StoredSession, reason: 'destroy' | 'replaced'): Promise<boolean> {
+    const live = await this.#store.delete(state.id)
+    if (live) this.#announce(state.id, state.userId, reason)
+    return live
+  }
+
+  async alive (state: StoredSession): Promise<number | undefined> {
+    const s = await this.#store.get(state.id)
+    return s === undefined || s.secretHash !== state.secretHash ? undefined : s.expiresAt
   }
 
   cookieValue (_request: FastifyRequest, state: StoredSession, secret: string): string {
@@ -142,7 +163,9 @@ export class ServerBackend implements Backend<StoredSession> {
 
   async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
     if (!owned(sessionId, userId)) return false
-    return await withStoreErrors(this.#store.delete(sessionId))
+    const live = await withStoreErrors(this.#store.delete(sessionId))
+    if (live) this.#announce(sessionId, userId ?? userIdOf(sessionId), 'delete')
+    return live
   }
 
   async getAll (userId: string | undefined): Promise<SessionRecord[]> {
@@ -159,7 +182,11 @@ export class ServerBackend implements Backend<StoredSession> {
 
   async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {
     if (userId === undefined) return 0
-    return await withStoreErrors(this.#store.deleteAll(userId, except))
+    const deleted = await withStoreErrors(this.#store.deleteAll(userId, except))
+    // A store without a bus of its own cannot say which: the message names the user, and each
+    // instance checks the sessions it follows.
+    if (deleted > 0 && !this.#storeAnnounces) announce(this.bus, this.#log, { ids: [], userId, except, reason: 'deleteAll', at: this.core.now() })
+    return deleted
   }
 
   async close (): Promise<void> {

@@ -1,4 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { announce } from '../bus/announce.js'
+import type { Revocation } from '../bus/bus.js'
 import { MemoryBus } from '../bus/memory.js'
 import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { parseData } from '../json.js'
@@ -84,6 +86,11 @@ class Table {
     this.#timer = setInterval(() => this.sweep(), sweepInterval).unref()
   }
 
+  /** Tells the table's subscribers; nothing to do while nobody made the bus (nobody listens in this process). */
+  announce (revocation: Revocation): void {
+    if (this.#bus !== undefined) announce(this.#bus, this.#log, revocation)
+  }
+
   /** The table's bus: every store sharing the table shares it. */
   get bus (): MemoryBus {
     this.#bus ??= new MemoryBus(this.#log)
@@ -143,6 +150,7 @@ class Table {
     this.evictions++
     this.#unloggedEvictions++
     const now = this.#clock()
+    this.announce({ ids: [id], userId: entry.userId, reason: 'evicted', at: now })
     if (now - this.#lastEvictionLog >= EVICTION_LOG_INTERVAL) {
       this.#log.warn({ evicted: this.#unloggedEvictions, maxSessions: this.maxSessions },
         'memory session store full: evicted least recently used sessions')
@@ -333,14 +341,15 @@ export class MemoryStore implements SessionStore {
   async deleteAll (userId: string, except: readonly string[]): Promise<number> {
     const table = this.#table
     const now = this.#clock()
-    let deleted = 0
+    const deleted: string[] = []
     for (const id of table.idsOf(userId)) {
       if (except.includes(id)) continue
       const entry = table.sessions.get(id) as Entry
       table.remove(id, entry)
-      if (entry.expiresAt > now) deleted++
+      if (entry.expiresAt > now) deleted.push(id)
     }
-    return deleted
+    if (deleted.length > 0) table.announce({ ids: deleted, userId, except, reason: 'deleteAll', at: now })
+    return deleted.length
   }
 
   /** In-process: every plugin instance sharing the table hears the others. */

@@ -159,8 +159,9 @@ export function statements (q: string): Statements {
   DELETE FROM ${q} WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT count(*) FROM ${q} WHERE user_id = $3) > $13 AND id IN (
     SELECT id FROM ${q} WHERE user_id = $3 AND id <> $1
     ORDER BY expires_at > $12 DESC, last_seen_at DESC, id DESC OFFSET $13)
-  RETURNING expires_at)
-SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM evicted WHERE expires_at > $12)::int AS evicted`,
+  RETURNING id, expires_at)
+SELECT (SELECT count(*) FROM ins)::int AS inserted,
+  (SELECT coalesce(array_agg(id), '{}') FROM evicted WHERE expires_at > $12) AS evicted`,
     // One statement: concurrent patches of one row serialize on its row lock and each applies
     // its change to the row as the other left it, so changes to different keys all survive.
     patch: `UPDATE ${q} SET data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb,
@@ -169,8 +170,8 @@ WHERE id = $1 AND expires_at > $7`,
     touch: `UPDATE ${q} SET last_seen_at = $2, expires_at = COALESCE($3, expires_at) WHERE id = $1 AND expires_at > $4`,
     delete: `DELETE FROM ${q} WHERE id = $1 RETURNING expires_at`,
     getAll: `SELECT ${COLUMNS} FROM ${q} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, id`,
-    deleteAll: `WITH d AS (DELETE FROM ${q} WHERE user_id = $1 AND id <> ALL($2::text[]) RETURNING expires_at)
-SELECT count(*) FILTER (WHERE expires_at > $3)::int AS deleted FROM d`,
+    deleteAll: `WITH d AS (DELETE FROM ${q} WHERE user_id = $1 AND id <> ALL($2::text[]) RETURNING id, expires_at)
+SELECT coalesce(array_agg(id) FILTER (WHERE expires_at > $3), '{}') AS deleted FROM d`,
     // SKIP LOCKED: instances cleaning at the same time take different rows.
     cleanup: `DELETE FROM ${q} WHERE id IN (SELECT id FROM ${q} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
+import { announce } from '../bus/announce.js'
 import { PostgresBus, postgresChannel } from '../bus/postgres.js'
 import { DEFAULT_TIMEOUT_MS, fail, knownKeys, nonNegativeInteger, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
 import { FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../errors.js'
@@ -218,9 +219,12 @@ export class PostgresStore implements SessionStore {
       await client.query({ text: `BEGIN; SET LOCAL statement_timeout = ${this.#timeout}; SELECT pg_advisory_xact_lock(${lock})` })
       const { rows } = await client.query({ text: this.#sql.insertForUser, values })
       await client.query({ text: 'COMMIT' })
-      return rows[0] as { inserted: number, evicted: number }
+      return rows[0] as { inserted: number, evicted: string[] }
     })
-    if (row.evicted > 0) this.#log.debug({ evicted: row.evicted }, 'postgres session store: a user at the cap lost their least recently used sessions')
+    if (row.evicted.length > 0) {
+      this.#log.debug({ evicted: row.evicted.length }, 'postgres session store: a user at the cap lost their least recently used sessions')
+      announce(this.bus, this.#log, { ids: row.evicted, userId, reason: 'evicted', at: now })
+    }
     return row.inserted === 1
   }
 
@@ -253,8 +257,11 @@ export class PostgresStore implements SessionStore {
   async deleteAll (userId: string, except: readonly string[]): Promise<number> {
     if (UNSTORABLE_TEXT.test(userId)) return 0
     const keep = except.filter((id) => typeof id === 'string' && isSessionId(id))
-    const { rows } = await this.#query(this.#sql.deleteAll, [userId, keep, this.#clock()])
-    return (rows[0] as { deleted: number }).deleted
+    const now = this.#clock()
+    const { rows } = await this.#query(this.#sql.deleteAll, [userId, keep, now])
+    const deleted = (rows[0] as { deleted: string[] }).deleted
+    if (deleted.length > 0) announce(this.bus, this.#log, { ids: deleted, userId, except, reason: 'deleteAll', at: now })
+    return deleted.length
   }
 
   /**

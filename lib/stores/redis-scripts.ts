@@ -41,7 +41,7 @@ end
 
 /**
  * KEYS: session, [index]. ARGV: now, member, maxPerUser, base, expiresAt, field, value, ...
- * Returns -1 when the id is taken by a live session, otherwise how many sessions the cap evicted.
+ * Returns -1 when the id is taken by a live session, otherwise the members of the sessions the cap evicted.
  */
 export const INSERT = script(EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
@@ -51,7 +51,7 @@ if e then
   if tonumber(e) > now then return -1 end
   redis.call('DEL', key)
 end
-local evicted = 0
+local evicted = {}
 local member, expiresAt = ARGV[2], tonumber(ARGV[5])
 if idx then
   local max, base = tonumber(ARGV[3]), ARGV[4]
@@ -74,7 +74,8 @@ if idx then
     while n >= max do
       redis.call('DEL', base .. seen[i][2])
       redis.call('ZREM', idx, seen[i][2])
-      n, i, evicted = n - 1, i + 1, evicted + 1
+      evicted[#evicted + 1] = seen[i][2]
+      n, i = n - 1, i + 1
     end
   end
 end
@@ -154,18 +155,18 @@ end
 return out
 `)
 
-/** KEYS: index. ARGV: now, base, members to keep... Returns how many live sessions it deleted. */
+/** KEYS: index. ARGV: now, base, members to keep... Returns the members of the live sessions it deleted. */
 export const DELETE_ALL = script(EXPIRE_INDEX + `
 local idx = KEYS[1]
 local now, base = tonumber(ARGV[1]), ARGV[2]
 local keep = {}
 for i = 3, #ARGV do keep[ARGV[i]] = true end
 local all = redis.call('ZRANGE', idx, 0, -1, 'WITHSCORES')
-local deleted = 0
+local deleted = {}
 for i = 1, #all, 2 do
   local m = all[i]
   if not keep[m] then
-    if redis.call('DEL', base .. m) == 1 and tonumber(all[i + 1]) > now then deleted = deleted + 1 end
+    if redis.call('DEL', base .. m) == 1 and tonumber(all[i + 1]) > now then deleted[#deleted + 1] = m end
     redis.call('ZREM', idx, m)
   end
 end

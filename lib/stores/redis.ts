@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
+import { announce } from '../bus/announce.js'
 import { RedisBus } from '../bus/redis.js'
 import { fail, redisOptions } from '../check.js'
 import { FST_SESSION_USER_ID_INVALID } from '../errors.js'
@@ -173,9 +174,19 @@ export class RedisStore implements SessionStore {
     // Only a bound session can evict others: an anonymous insert is a plain data write.
     const evicted = (keys.index === undefined
       ? await this.#redis.run(INSERT, [keys.key], args)
-      : await this.#revocations.runMaybe(INSERT, this.#keyList(keys), args, (reply) => (reply as number) > 0)) as number
-    if (evicted > 0) this.#log.debug({ evicted }, 'redis session store: a user at the cap lost their least recently used sessions')
-    return evicted >= 0
+      : await this.#revocations.runMaybe(INSERT, this.#keyList(keys), args, (reply) => (reply as string[]).length > 0)) as -1 | string[]
+    if (evicted === -1) return false
+    if (evicted.length > 0) {
+      this.#log.debug({ evicted: evicted.length }, 'redis session store: a user at the cap lost their least recently used sessions')
+      this.#announce(userId as string, evicted, 'evicted')
+    }
+    return true
+  }
+
+  /** Tells every instance that sessions of `userId` (by their members) ended. */
+  #announce (userId: string, members: string[], reason: 'evicted' | 'deleteAll', except?: readonly string[]): void {
+    const owner = userKey(userId)
+    announce(this.bus, this.#log, { ids: members.map((m) => owner + '.' + m), userId, except, reason, at: this.#clock() })
   }
 
   async patch (id: string, patch: SessionPatch): Promise<boolean> {
@@ -215,7 +226,9 @@ export class RedisStore implements SessionStore {
     for (const id of except) {
       if (ownerKeyOf(id) === owner) keep.push(id.slice(owner.length + 1))
     }
-    return await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as number
+    const deleted = await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as string[]
+    if (deleted.length > 0) this.#announce(userId, deleted, 'deleteAll', except)
+    return deleted.length
   }
 
   async close (): Promise<void> {

@@ -60,9 +60,10 @@ export function setCookieOf (res: LightMyRequestResponse, name = 'sid'): { name:
 export function counting<S extends object> (store: S): S & { calls: Record<string, number> } {
   const calls: Record<string, number> = {}
   const wrapped = new Proxy(store, {
-    get (target, prop, receiver) {
+    get (target, prop) {
       if (prop === 'calls') return calls
-      const value = Reflect.get(target, prop, receiver)
+      // The target as receiver: a getter of a class with private fields (a store's bus) runs on the store itself.
+      const value = Reflect.get(target, prop, target)
       if (typeof value !== 'function' || typeof prop !== 'string') return value
       return (...args: unknown[]) => {
         calls[prop] = (calls[prop] ?? 0) + 1

@@ -1,0 +1,183 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { SessionState } from './backends/backend.js'
+import type { Revocation, RevocationBus, Unsubscribe } from './bus/bus.js'
+import type { RevokedReason, SessionEventEmitter } from './events.js'
+
+// Who hears that a session ended (issue 14): the live connections of this instance that follow
+// a session (`request.session.onRevoked`), and the 'revoked' listeners of `app.sessions.on`.
+// The bus brings what any instance revoked; a timer at each followed session's deadline checks
+// the store once (the deadline may have moved), so nothing polls. While nobody follows and
+// nobody listens, no subscription is open. After the subscription was lost and came back, every
+// followed session is checked against the store once: pub/sub is at most once.
+
+/** The current deadline of a session as the store has it, or undefined when it ended. Rejects when the store cannot tell. */
+export type AliveCheck = (state: SessionState) => Promise<number | undefined>
+
+type Callback = (reason: RevokedReason) => void
+
+interface Followed {
+  state: SessionState
+  expiresAt: number
+  readonly callbacks: Set<Callback>
+  timer: NodeJS.Timeout | undefined
+  unfollow: Unsubscribe
+}
+
+/** setTimeout's longest delay; a later deadline is reached in steps. */
+const MAX_DELAY = 2_147_483_647
+/** Store checks run at most this many at once (a resync of thousands of connections). */
+const CHECKS_AT_ONCE = 16
+/** A check the store could not answer is tried again after this long. */
+const RETRY_MS = 1000
+const noop = (): void => {}
+
+export class Watcher {
+  readonly #bus: RevocationBus
+  readonly #alive: AliveCheck
+  readonly #clock: () => number
+  readonly #log: FastifyBaseLogger
+  #events: SessionEventEmitter | undefined
+  readonly #followed = new Map<string, Followed>()
+  #listening = false
+  #unsubscribe: Unsubscribe | undefined
+  #closed = false
+
+  constructor (bus: RevocationBus, alive: AliveCheck, clock: () => number, log: FastifyBaseLogger) {
+    this.#bus = bus
+    this.#alive = alive
+    this.#clock = clock
+    this.#log = log
+  }
+
+  /** The emitter whose 'revoked' listeners hear every revocation this instance receives. */
+  hear (events: SessionEventEmitter): void {
+    this.#events = events
+  }
+
+  /** A 'revoked' listener came (true) or the last one went (false). */
+  listening (on: boolean): void {
+    this.#listening = on
+    this.#subscription()
+  }
+
+  /** The number of sessions followed, for tests and metrics. */
+  get size (): number {
+    return this.#followed.size
+  }
+
+  /** Runs `callback` once, when the session `state` ends anywhere; returns what stops it. */
+  follow (state: SessionState, callback: Callback): Unsubscribe {
+    let followed = this.#followed.get(state.id)
+    if (followed === undefined) {
+      followed = { state, expiresAt: state.expiresAt, callbacks: new Set(), timer: undefined, unfollow: this.#bus.follow(state.id) }
+      this.#followed.set(state.id, followed)
+      this.#arm(followed)
+      this.#subscription()
+    }
+    // A new function per call, so that the same callback followed twice is stopped once each.
+    const entry: Callback = (reason) => { callback(reason) }
+    followed.callbacks.add(entry)
+    const f = followed
+    return () => {
+      if (!f.callbacks.delete(entry) || f.callbacks.size > 0 || this.#followed.get(f.state.id) !== f) return
+      this.#drop(f)
+    }
+  }
+
+  /** Opens the subscription while anyone follows or listens, closes it when nobody does. */
+  #subscription (): void {
+    const wanted = !this.#closed && (this.#listening || this.#followed.size > 0)
+    if (wanted && this.#unsubscribe === undefined) {
+      this.#unsubscribe = this.#bus.subscribe({ revoked: (r) => { this.#received(r) }, resync: () => { this.#resync() } })
+    } else if (!wanted && this.#unsubscribe !== undefined) {
+      const unsubscribe = this.#unsubscribe
+      this.#unsubscribe = undefined
+      unsubscribe()
+    }
+  }
+
+  #arm (f: Followed): void {
+    clearTimeout(f.timer)
+    const delay = Math.min(MAX_DELAY, Math.max(0, f.expiresAt - this.#clock()))
+    f.timer = setTimeout(() => { this.#check([f], 'expired') }, delay).unref()
+  }
+
+  #drop (f: Followed): void {
+    clearTimeout(f.timer)
+    this.#followed.delete(f.state.id)
+    f.unfollow()
+    this.#subscription()
+  }
+
+  /** The session ended: each callback once, then it is no longer followed. */
+  #end (f: Followed, reason: RevokedReason): void {
+    if (this.#followed.get(f.state.id) !== f) return
+    this.#drop(f)
+    for (const callback of f.callbacks) {
+      try {
+        callback(reason)
+      } catch (err) {
+        this.#log.error({ err }, 'an onRevoked callback threw')
+      }
+    }
+  }
+
+  #received (r: Revocation): void {
+    const events = this.#events
+    for (const id of r.ids) {
+      const f = this.#followed.get(id)
+      if (f !== undefined) this.#end(f, r.reason)
+      if (events?.listening('revoked') === true) events.emit('revoked', { id, userId: r.userId ?? f?.state.userId, at: r.at, reason: r.reason })
+    }
+    // A revocation of a user's sessions beyond the ids listed: check those followed here.
+    if (r.userId === undefined) return
+    const listed = new Set([...r.ids, ...(r.except ?? [])])
+    const suspects: Followed[] = []
+    for (const f of this.#followed.values()) {
+      if (f.state.userId === r.userId && !listed.has(f.state.id)) suspects.push(f)
+    }
+    this.#check(suspects, r.reason)
+  }
+
+  /** After a lost subscription came back: every followed session once against the store. */
+  #resync (): void {
+    this.#check([...this.#followed.values()], 'unknown')
+  }
+
+  /** Asks the store about each session; ends those that are gone, re-arms the others' timers. */
+  #check (sessions: Followed[], reason: RevokedReason): void {
+    let next = 0
+    const run = async (): Promise<void> => {
+      while (next < sessions.length) {
+        const f = sessions[next++] as Followed
+        if (this.#followed.get(f.state.id) !== f) continue
+        let expiresAt: number | undefined
+        try {
+          expiresAt = await this.#alive(f.state)
+        } catch (err) {
+          this.#log.warn({ err: { message: (err as Error).message } }, 'session store unavailable while checking a live connection; trying again')
+          clearTimeout(f.timer)
+          f.timer = setTimeout(() => { this.#check([f], reason) }, RETRY_MS).unref()
+          continue
+        }
+        if (expiresAt === undefined || expiresAt <= this.#clock()) {
+          const ended = expiresAt === undefined && reason === 'expired' && f.expiresAt > this.#clock() ? 'unknown' : reason
+          if (this.#followed.get(f.state.id) !== f) continue
+          this.#end(f, ended)
+          const events = this.#events
+          if (events?.listening('revoked') === true) events.emit('revoked', { id: f.state.id, userId: f.state.userId, at: this.#clock(), reason: ended })
+        } else {
+          f.expiresAt = expiresAt
+          this.#arm(f)
+        }
+      }
+    }
+    for (let i = 0; i < Math.min(CHECKS_AT_ONCE, sessions.length); i++) run().catch(noop)
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    for (const f of [...this.#followed.values()]) this.#drop(f)
+    this.#subscription()
+  }
+}
