@@ -51,6 +51,10 @@ export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, 
 export { Session } from './session.js'
 export type { SessionData, SessionKey, SessionValue } from './session-data.js'
 export type { LoginOptions, SessionTransport } from './policy.js'
+export type {
+  SessionEvent, LoginEvent, RevokedEvent, RevokedReason, SessionEvents, SessionEventName, SessionEventListener
+} from './events.js'
+export type { Revocation, RevocationReason, RevocationBus, BusSubscriber } from './bus/bus.js'
 export { UserSessions, type SessionRecord, type SessionUpdate, type DeleteAllOptions } from './user-sessions.js'
 export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SessionState } from './backends/backend.js'
 import type { Revocation, RevocationBus, Unsubscribe } from './bus/bus.js'
+import { sessionKey } from './bus/codec.js'
 import type { RevokedReason, SessionEventEmitter } from './events.js'
 
 // Who hears that a session ended (issue 14): the live connections of this instance that follow
@@ -88,7 +89,7 @@ export class Watcher {
   #subscription (): void {
     const wanted = !this.#closed && (this.#listening || this.#followed.size > 0)
     if (wanted && this.#unsubscribe === undefined) {
-      this.#unsubscribe = this.#bus.subscribe({ revoked: (r) => { this.#received(r) }, resync: () => { this.#resync() } })
+      this.#unsubscribe = this.#bus.subscribe({ revoked: (r) => { this.#received(r) }, resync: (keys) => { this.#resync(keys) } })
     } else if (!wanted && this.#unsubscribe !== undefined) {
       const unsubscribe = this.#unsubscribe
       this.#unsubscribe = undefined
@@ -139,9 +140,18 @@ export class Watcher {
     this.#check(suspects, r.reason)
   }
 
-  /** After a lost subscription came back: every followed session once against the store. */
-  #resync (): void {
-    this.#check([...this.#followed.values()], 'unknown')
+  /**
+   * The subscription (or, on a sharded bus, the channels of `keys`) is heard from now on, and
+   * what was published before may have been missed: each session it concerns, once against the store.
+   */
+  #resync (keys: readonly string[] | undefined): void {
+    const all = [...this.#followed.values()]
+    if (keys === undefined) {
+      this.#check(all, 'unknown')
+      return
+    }
+    const wanted = new Set(keys)
+    this.#check(all.filter((f) => wanted.has(sessionKey(f.state.id))), 'unknown')
   }
 
   /** Asks the store about each session; ends those that are gone, re-arms the others' timers. */

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import session, {
   fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions, sessionErrorHandler, isStoreUnavailable,
   type PassportSessionsOptions, type RedisStoreOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore,
-  type StoredSession, type SessionPatch, type StoreContext, type SessionTransport
+  type StoredSession, type SessionPatch, type StoreContext, type SessionTransport, type RevokedReason, type SessionEvent
 } from 'fastify-user-sessions'
 
 declare module 'fastify-user-sessions' {
@@ -87,6 +87,24 @@ app.get('/', async (req) => {
   // @ts-expect-error the token is read-only
   req.session.token = 'x'
   expectType<SessionRecord | undefined>(await app.sessions.authenticate('value'))
+  const stop: () => void = req.session.onRevoked((reason) => {
+    expectType<RevokedReason>(reason)
+  })
+  stop()
+  // @ts-expect-error onRevoked takes a callback
+  req.session.onRevoked('close')
+  app.sessions.on('revoked', (e) => {
+    expectType<string>(e.id)
+    expectType<string | undefined>(e.userId)
+    expectType<number>(e.at)
+    expectType<RevokedReason>(e.reason)
+  }).on('login', (e) => {
+    expectType<string | undefined>(e.previousId)
+  }).off('created', (e: SessionEvent) => { expectType<string>(e.id) })
+  // @ts-expect-error no such event
+  app.sessions.on('expired', () => {})
+  // @ts-expect-error a login event has no reason
+  app.sessions.on('login', (e) => e.reason)
   // @ts-expect-error authenticate takes the credential as a string
   await app.sessions.authenticate({ cookie: 'value' })
   await req.session.regenerate()

@@ -31,8 +31,12 @@ export interface Revocation {
 export interface BusSubscriber {
   /** A revocation published by any instance, this one included. Must not throw (the bus guards it anyway). */
   revoked: (revocation: Revocation) => void
-  /** The subscription was lost and is back: what was published meanwhile may be missed. */
-  resync: () => void
+  /**
+   * Messages are heard from now on, and what was published before may have been missed: the
+   * subscription was made or came back after a loss (`keys` undefined: everything), or, on a
+   * sharded bus, the channels of these routing keys (`sessionKey`) were just subscribed.
+   */
+  resync: (keys?: readonly string[]) => void
 }
 
 export type Unsubscribe = () => void
