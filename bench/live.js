@@ -6,7 +6,7 @@
 // heap before, while and after. Then the cost of deleteAll of one user with 100 sessions, with
 // nobody subscribed and with B listening; with --baseline DIR (the root of a built checkout of
 // another commit, e.g. the one before the revocation work) the same on that build too.
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import os from 'node:os'
@@ -257,6 +257,15 @@ async function main () {
   log(`written to ${out}`)
 }
 
+/** The short commit of a checkout, for the report (never its path). */
+function commitOf (dir) {
+  try {
+    return execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return 'another commit'
+  }
+}
+
 function report ({ users, rounds, runs, live, cost, redisVersion }) {
   const cpus = os.cpus()
   const lines = [
@@ -283,7 +292,7 @@ function report ({ users, rounds, runs, live, cost, redisVersion }) {
   const row = (name, times) => lines.push(`| ${name} | ${fmtInt(median(times))} µs | ${fmtInt(percentile(times, 0.99))} µs |`)
   row('nobody subscribed', cost.nobody)
   row(`another instance listening (\`app.sessions.on('revoked')\`; it heard ${fmtInt(cost.heard)} of ${fmtInt(cost.subscribed.length * PER_USER)} revocations)`, cost.subscribed)
-  if (cost.baseline !== undefined) row('the build given with --baseline (no bus)', cost.baseline)
+  if (cost.baseline !== undefined) row(`the build of ${commitOf(cost.baselineDir)} (--baseline)`, cost.baseline)
   lines.push('')
   return lines.join('\n')
 }
