@@ -6,6 +6,8 @@ export interface BuildAppOptions extends Partial<Omit<FastifyUserSessionsOptions
   secret?: FastifyUserSessionsOptions['secret']
   /** Fastify's logger option. @default false */
   logger?: FastifyServerOptions['logger']
+  /** Milliseconds between the heartbeat comments of the devices page's event stream. @default 15000 */
+  liveHeartbeat?: number
 }
 
 export function buildApp (options?: BuildAppOptions): Promise<FastifyInstance>

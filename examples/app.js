@@ -1,10 +1,12 @@
 import Fastify from 'fastify'
 import userSessions from 'fastify-user-sessions'
+import { liveDevices } from './live.js'
 import { STYLE_HASH, devicesPage, errorPage, loginPage as page } from './views.js'
 
 // The example app: a login form (any name signs in) and a "Your devices" page that lists the
-// user's sessions and signs them out, one, all but this one, or all. No client-side JS. API
-// clients sign in under /api with JSON and carry the session as a bearer token.
+// user's sessions and signs them out, one, all but this one, or all. Every page works without
+// JS; with it, the devices page hears live when its session ends elsewhere (examples/live.js).
+// API clients sign in under /api with JSON and carry the session as a bearer token.
 
 const MAX_NAME_LENGTH = 64
 const FORM_BODY_LIMIT = 4096
@@ -19,10 +21,12 @@ const APP_LIFETIMES = { ttl: DAY, absoluteTtl: 30 * DAY }
 const UNREMEMBERED = Object.freeze({ persistent: false, ttl: 30 * 60, absoluteTtl: 12 * 3600 })
 const SIGNED_OUT = new Map([
   ['one', 'You are signed out.'],
-  ['all', 'You are signed out on all your devices.']
+  ['all', 'You are signed out on all your devices.'],
+  ['elsewhere', 'You were signed out from another device.'],
+  ['expired', 'Your session has expired. Sign in again.']
 ])
 const SECURITY_HEADERS = {
-  'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; script-src 'self'; connect-src 'self'`,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'same-origin',
   // Pages show who is signed in where: never cache them.
@@ -114,7 +118,7 @@ async function api (app) {
  * 256-bit secret authenticates it); one is passed on when given, for a store that seals.
  * Sessions end when the process does.
  */
-export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
+export async function buildApp ({ logger = false, liveHeartbeat, ...sessionOptions } = {}) {
   const app = Fastify({ logger })
   await app.register(userSessions, { store: 'memory', bearer: true, ...APP_LIFETIMES, ...sessionOptions })
 
@@ -169,6 +173,8 @@ export async function buildApp ({ logger = false, ...sessionOptions } = {}) {
       message
     }))
   })
+
+  await app.register(liveDevices, { heartbeat: liveHeartbeat })
 
   app.post('/devices/:id/revoke', { preHandler: requireUser }, async (request, reply) => {
     const { id } = request.params

@@ -69,7 +69,12 @@ button.danger { background: transparent; color: var(--danger); border-color: var
 /** The hash that lets the Content-Security-Policy allow our one inline style sheet and nothing else. */
 export const STYLE_HASH = `'sha256-${createHash('sha256').update(CSS).digest('base64')}'`
 
-function layout (title, body) {
+function scriptTag (src) {
+  return html`<script src="${src}" defer></script>\n`
+}
+
+/** `script`: the path of a script of this origin the page loads (deferred), if any. */
+function layout (title, body, { script } = {}) {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -77,7 +82,7 @@ function layout (title, body) {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · fastify-user-sessions example</title>
 <style>${new Html(CSS)}</style>
-</head>
+${script === undefined ? '' : scriptTag(script)}</head>
 <body>
 <main>
 ${body}
@@ -167,7 +172,7 @@ ${notice(message)}
     : ''}
   <form method="post" action="/logout-everywhere"><button type="submit" class="danger">Log out everywhere</button></form>
   <form method="post" action="/logout"><button type="submit">Log out</button></form>
-</div>`)
+</div>`, { script: '/devices.js' })
 }
 
 export function errorPage (statusCode, message) {

@@ -11,6 +11,9 @@ import { SECRET } from './helpers/app.js'
 // playwright-core, over real HTTP. Two browser contexts are two devices of one user. Elements are
 // found by role and label only, so a page that is not accessible fails the test. Without
 // Chromium the file is skipped loudly; under CI=true that is a failure (.ci/run installs it).
+// The devices page keeps an event stream open (examples/live.js): a device signed out
+// elsewhere goes to the sign-in page by itself. A third device, without JavaScript, shows
+// that the pages work without it, a page load at a time.
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url))
@@ -76,6 +79,19 @@ if (chromiumPresent()) {
 
   const path = (page: Page): string => new URL(page.url()).pathname + new URL(page.url()).search
 
+  /** Resolves once the page's event stream is open: the server follows its session from then on. */
+  const streamOpen = (page: Page): Promise<unknown> =>
+    page.waitForResponse((res) => new URL(res.url()).pathname === '/devices/events' && res.status() === 200)
+
+  /** Waits for the page to go to the sign-in form by itself, as its stream tells it to. */
+  /** `since`: when the other device acted (ms since the epoch). */
+  async function signedOutLive (t: Test, page: Page, since = Date.now(), ms = 5000): Promise<void> {
+    await page.waitForURL((url) => url.pathname === '/' && url.search === '?out=elsewhere', { timeout: ms })
+    await page.getByRole('heading', { level: 1, name: 'Sign in', exact: true }).waitFor({ timeout: ms })
+    t.pass(`at the sign-in page ${Date.now() - since} ms after the other device acted, without any action on it`)
+    t.equal(await status(page), 'You were signed out from another device.')
+  }
+
   /** Clicks a submit button and waits for the page it leads to (which may have the same URL). */
   async function submit (page: Page, button: Locator): Promise<void> {
     const loaded = page.waitForEvent('load')
@@ -83,12 +99,15 @@ if (chromiumPresent()) {
     await loaded
   }
 
-  async function signIn (page: Page, user: string, remember = false): Promise<void> {
+  /** `live`: the page runs JavaScript, and its event stream opens. */
+  async function signIn (page: Page, user: string, remember = false, live = true): Promise<void> {
     await page.goto('/')
     await page.getByLabel('Your name', { exact: true }).pressSequentially(user)
     if (remember) await page.getByRole('checkbox', { name: 'Remember me', exact: true }).check()
+    const open = live ? streamOpen(page) : undefined
     await submit(page, page.getByRole('button', { name: 'Sign in', exact: true }))
     await page.waitForURL((url) => url.pathname === '/devices')
+    await open
   }
 
   async function sessionCookies (context: BrowserContext): Promise<Array<{ name: string, httpOnly: boolean, sameSite: string, expires: number }>> {
@@ -174,7 +193,8 @@ if (chromiumPresent()) {
     await phone.page.screenshot({ path: ARTIFACTS + 'devices-phone.png', fullPage: true })
   })
 
-  t.test('revoking the other device signs it out on its next page load', async (t) => {
+  t.test('revoking the other device signs it out live: its open page goes to the sign-in form', async (t) => {
+    const clicked = Date.now()
     await submit(laptop.page, rowOf(laptop.page, PHONE.userAgent).getByRole('button', { name: 'Sign out', exact: true }))
     t.equal(path(laptop.page), '/devices')
     t.equal(await status(laptop.page), 'That device is signed out.')
@@ -182,10 +202,10 @@ if (chromiumPresent()) {
     t.equal(await rowOf(laptop.page, PHONE.userAgent).count(), 0)
     t.equal(await laptop.page.getByRole('button', { name: 'Log out other devices', exact: true }).count(), 0)
 
-    await phone.page.reload()
-    t.equal(path(phone.page), '/', 'the phone is sent to the sign-in form')
-    t.equal((await phone.page.getByRole('heading', { level: 1 }).innerText()).trim(), 'Sign in')
+    await signedOutLive(t, phone.page, clicked)
     t.same(await sessionCookies(phone.context), [], 'and its cookie is expired')
+    await phone.page.goto('/devices')
+    t.equal(path(phone.page), '/', 'the phone is sent to the sign-in form')
     await laptop.page.reload()
     t.equal(path(laptop.page), '/devices', 'the laptop stays signed in')
   })
@@ -199,28 +219,61 @@ if (chromiumPresent()) {
     t.equal(await status(laptop.page), 'Signed out 1 other device.')
     t.equal(await laptop.page.getByRole('region', { name: 'Signed-in devices' }).getByRole('listitem').count(), 1)
 
-    await phone.page.reload()
-    t.equal(path(phone.page), '/')
+    await signedOutLive(t, phone.page)
     t.same(await sessionCookies(phone.context), [])
     await laptop.page.reload()
-    t.equal(path(laptop.page), '/devices')
+    t.equal(path(laptop.page), '/devices', 'the laptop stays signed in: its own click did not sign it out live')
   })
 
-  t.test('"Log out everywhere" signs both devices out', async (t) => {
+  t.test('"Log out everywhere" on one device signs the other out live, without any action on it', async (t) => {
     await signIn(phone.page, 'alice')
+    const open = streamOpen(laptop.page)
     await laptop.page.reload()
+    await open
     t.equal(await rowOf(laptop.page, PHONE.userAgent).count(), 1)
+    // Both pages stay open on /devices; only the laptop acts.
+    const clicked = Date.now()
     await submit(laptop.page, laptop.page.getByRole('button', { name: 'Log out everywhere', exact: true }))
-    t.equal(path(laptop.page), '/?out=all')
+    t.equal(path(laptop.page), '/?out=all', 'the device that clicked shows its own notice, not "from another device"')
     t.equal(await status(laptop.page), 'You are signed out on all your devices.')
     await checkAccessible(t, laptop.page, 'Sign in')
     t.same(await sessionCookies(laptop.context), [], 'this device\'s cookie is expired at once')
 
-    await phone.page.reload()
-    t.equal(path(phone.page), '/', 'the phone is signed out on its next page load')
-    t.same(await sessionCookies(phone.context), [])
+    await signedOutLive(t, phone.page, clicked)
+    await checkAccessible(t, phone.page, 'Sign in')
+    t.same(await sessionCookies(phone.context), [], 'the phone\'s cookie is expired by the sign-in page it went to')
+    await phone.page.goto('/devices')
+    t.equal(path(phone.page), '/', 'and the phone stays signed out')
     await laptop.page.goto('/devices')
-    t.equal(path(laptop.page), '/', 'so is the laptop')
+    t.equal(path(laptop.page), '/', 'so does the laptop')
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await phone.page.screenshot({ path: ARTIFACTS + 'signed-out-elsewhere.png', fullPage: true })
+  })
+
+  t.test('the cookie of a device signed out live is dead: a copy of it sent again gets the sign-in page', async (t) => {
+    await signIn(phone.page, 'alice')
+    const cookie = (await phone.context.cookies(base)).find((c) => c.name === 'sid')
+    await signIn(laptop.page, 'alice')
+    await submit(laptop.page, laptop.page.getByRole('button', { name: 'Log out everywhere', exact: true }))
+    await signedOutLive(t, phone.page)
+    // Put the old cookie back, as a stolen copy would be replayed, and reload.
+    t.ok(cookie !== undefined)
+    await phone.context.addCookies([{ name: 'sid', value: cookie?.value ?? '', url: base }])
+    await phone.page.goto('/devices')
+    t.equal(path(phone.page), '/', 'the revoked cookie signs nobody in')
+    t.equal((await phone.page.getByRole('heading', { level: 1 }).innerText()).trim(), 'Sign in')
+  })
+
+  t.test('without JavaScript the devices page works as before: signed out on its next page load', async (t) => {
+    const { context, page } = await deviceContext({ ...LAPTOP, javaScriptEnabled: false })
+    t.teardown(() => context.close())
+    await signIn(page, 'dora', false, false)
+    await signIn(phone.page, 'dora')
+    await submit(phone.page, phone.page.getByRole('button', { name: 'Log out everywhere', exact: true }))
+    t.equal(path(page), '/devices', 'the page stays as it is')
+    await page.reload()
+    t.equal(path(page), '/', 'and the next page load is the sign-in form')
+    t.same(await sessionCookies(context), [])
   })
 
   t.test('"Remember me" unchecked: a session cookie in Chromium\'s jar; checked: one that expires in a day', async (t) => {

@@ -1,13 +1,17 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, statSync } from 'node:fs'
+import { get, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { buildApp } from '../examples/app.js'
 import { configFromEnv } from '../examples/config.js'
 import { duration } from '../examples/views.js'
 import { SECRET, cookieOf, logSink, setCookieOf, testClock } from './helpers/app.js'
+import { redisServer, until } from './helpers/redis.js'
 
 // The example app (examples/), driven as a browser would: urlencoded form posts, 303 redirects, HTML.
 
@@ -619,4 +623,227 @@ t.test('npm start: examples/server.js serves and closes on SIGTERM', async (t) =
   t.equal(code, 0, out)
   t.notMatch(out, 'SESSION_SECRET', 'no warning about a secret the memory store does not use')
   t.match(out, '"signal":"SIGTERM","msg":"closing the server"')
+})
+
+// The devices page's live sign-out (issue 14): GET /devices/events, over real HTTP as
+// EventSource uses it, read chunk by chunk.
+
+interface Stream {
+  res: IncomingMessage
+  /** Everything received so far. */
+  text: () => string
+  /** Resolves once the text received contains `what`. */
+  received: (what: string) => Promise<void>
+  /** Resolves when the server ended the stream. */
+  ended: Promise<void>
+}
+
+async function listening (app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+}
+
+async function openStream (base: string, cookie: string | undefined): Promise<Stream> {
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    get(`${base}/devices/events`, { headers: { accept: 'text/event-stream', ...(cookie === undefined ? {} : { cookie }) } }, resolve)
+      .once('error', reject)
+  })
+  let text = ''
+  const waiting = new Set<() => void>()
+  res.setEncoding('utf8').on('data', (chunk: string) => {
+    text += chunk
+    for (const check of [...waiting]) check()
+  })
+  const ended = new Promise<void>((resolve, reject) => {
+    res.once('end', resolve)
+    res.once('error', reject)
+  })
+  const received = (what: string): Promise<void> => new Promise((resolve) => {
+    const check = (): void => {
+      if (!text.includes(what)) return
+      waiting.delete(check)
+      resolve()
+    }
+    waiting.add(check)
+    check()
+  })
+  return { res, text: () => text, received, ended }
+}
+
+/** Rejects when `promise` takes longer than `ms`. */
+async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms) })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+t.test('the devices page loads its live script from this origin, no inline script; the sign-in page says why it is shown', async (t) => {
+  const app = await example()
+  const d = device(app, 'D')
+  await login(d, 'bob')
+  const page = await request(d, 'GET', '/devices')
+  t.match(page.body, '<script src="/devices.js" defer></script>')
+  t.same([...page.body.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]), ['<script src="/devices.js" defer>'], 'one script, from a file')
+  t.match(page.headers['content-security-policy'], /; script-src 'self'; connect-src 'self'$/)
+  t.notMatch((await app.inject('/')).body, '<script', 'the sign-in page has none')
+
+  const script = await app.inject('/devices.js')
+  t.equal(script.statusCode, 200)
+  t.equal(script.headers['content-type'], 'text/javascript; charset=utf-8')
+  t.equal(script.headers['x-content-type-options'], 'nosniff')
+  t.match(script.body, "new EventSource('/devices/events')")
+  t.match(script.body, "'/?out=elsewhere'")
+
+  t.equal(flash(await app.inject('/?out=elsewhere')), 'You were signed out from another device.')
+  t.equal(flash(await app.inject('/?out=expired')), 'Your session has expired. Sign in again.')
+})
+
+t.test('GET /devices/events without a live session: 401, never a 500, and no session made', async (t) => {
+  const app = await example()
+  const anon = await app.inject({ url: '/devices/events', headers: { accept: 'text/event-stream' } })
+  t.equal(anon.statusCode, 401)
+  t.equal(anon.headers['content-type'], 'text/plain; charset=utf-8')
+  t.equal(anon.headers['set-cookie'], undefined)
+  const forged = await app.inject({ url: '/devices/events', headers: { cookie: 'sid=not-a-session' } })
+  t.equal(forged.statusCode, 401)
+
+  const d = device(app, 'D')
+  await login(d, 'bob')
+  await app.sessions.deleteAll('bob')
+  t.equal((await request(d, 'GET', '/devices/events')).statusCode, 401, 'a session revoked before the stream opened')
+})
+
+t.test('log out everywhere from another instance ends the stream within 1 s, with the reason', async (t) => {
+  // Two app instances on one memory table: what one revokes, the other hears.
+  const a = await example({ storeOptions: { table: 'live-example' } })
+  const b = await example({ storeOptions: { table: 'live-example' } })
+  const phone = device(b, 'Phone')
+  const laptop = device(a, 'Laptop')
+  await login(phone, 'bob')
+  await login(laptop, 'bob')
+  const base = await listening(b)
+
+  const stream = await openStream(base, phone.cookie)
+  t.equal(stream.res.statusCode, 200)
+  t.equal(stream.res.headers['content-type'], 'text/event-stream; charset=utf-8')
+  t.equal(stream.res.headers['cache-control'], 'no-store')
+  t.match(stream.res.headers['content-security-policy'], /^default-src 'none'/, 'the security headers too')
+  t.equal(stream.res.headers['set-cookie'], undefined)
+  await within(1000, 'the first comment', stream.received(': live\n\n'))
+
+  const started = Date.now()
+  const res = await request(laptop, 'POST', '/logout-everywhere')
+  t.equal(res.headers.location, '/?out=all')
+  await within(1000, 'the end of the stream', stream.ended)
+  t.ok(Date.now() - started < 1000, `ended after ${Date.now() - started} ms`)
+  t.equal(stream.text(), ': live\n\nevent: signed-out\ndata: deleteAll\n\n', 'one event, then the end')
+  t.equal((await request(phone, 'GET', '/devices')).headers.location, '/', 'and the phone is signed out')
+})
+
+t.test('each way a session ends reaches its stream: revoked from the devices page, logged out in another tab, expired', async (t) => {
+  const app = await example()
+  const base = await listening(app)
+  const phone = device(app, 'Phone')
+  const laptop = device(app, 'Laptop')
+  await login(phone, 'bob')
+  await login(laptop, 'bob')
+
+  const revoked = await openStream(base, phone.cookie)
+  await revoked.received(': live')
+  const page = await request(laptop, 'GET', '/devices')
+  const [url] = revokeUrls(page)
+  await request(laptop, 'POST', url as string)
+  await within(1000, 'revoked', revoked.ended)
+  t.match(revoked.text(), 'event: signed-out\ndata: delete\n\n')
+
+  // Two tabs share a cookie: one logs out, the other's stream ends.
+  const tab = await openStream(base, laptop.cookie)
+  await tab.received(': live')
+  await request({ ...laptop }, 'POST', '/logout')
+  await within(1000, 'logged out', tab.ended)
+  t.match(tab.text(), 'event: signed-out\ndata: destroy\n\n')
+
+  // Not remembered, one second of idle life: the watcher's timer at its deadline, not a request.
+  const short = await example({ ttl: 1, absoluteTtl: 60 })
+  const shortBase = await listening(short)
+  const api = await short.inject({ method: 'POST', url: '/api/login', payload: { name: 'bob' } })
+  const { token } = JSON.parse(api.body) as { token: string }
+  const expiring = await new Promise<IncomingMessage>((resolve, reject) => {
+    get(`${shortBase}/devices/events`, { headers: { authorization: `Bearer ${token}` } }, resolve).once('error', reject)
+  })
+  t.equal(expiring.statusCode, 200, 'a bearer token opens a stream too')
+  let text = ''
+  expiring.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  await within(3000, 'expired', once(expiring, 'end'))
+  t.match(text, 'event: signed-out\ndata: expired\n\n')
+})
+
+t.test('heartbeat comments keep the stream alive, and the stream does not move the session\'s idle deadline', async (t) => {
+  const clock = testClock(NINE_AM)
+  const app = await example({ liveHeartbeat: 20, clock: clock.now })
+  const base = await listening(app)
+  const d = device(app, 'D')
+  await login(d, 'bob', true)
+  clock.tick(3 * 60 * MINUTE) // past the refresh throttle (a tenth of the day's idle timeout)
+  const deadline = async (): Promise<number | undefined> => (await app.sessions.getAll('bob'))[0]?.expiresAt
+  const before = await deadline()
+  const stream = await openStream(base, d.cookie)
+  await within(1000, 'two heartbeats', stream.received(': heartbeat\n\n: heartbeat\n\n'))
+  t.equal(stream.res.headers['set-cookie'], undefined, 'no cookie: nothing is saved')
+  stream.res.destroy()
+  t.equal(await deadline(), before, 'an open tab does not keep the session alive')
+  await request(d, 'GET', '/devices')
+  t.equal(await deadline(), (before as number) + 3 * 60 * MINUTE, 'a page load does')
+})
+
+t.test('app.close() ends the open streams instead of waiting for them', async (t) => {
+  const app = await buildApp({ secret: SECRET })
+  const d = device(app, 'D')
+  await login(d, 'bob')
+  const stream = await openStream(await listening(app), d.cookie)
+  await stream.received(': live')
+  await within(2000, 'app.close()', app.close())
+  await within(1000, 'the end of the stream', stream.ended)
+  t.equal(stream.text(), ': live\n\n', 'no sign-out event: the session lives on in a store another process may share')
+})
+
+t.test('on Redis: no subscription left once the streams end, by a revocation or by the client going away', async (t) => {
+  const server = await redisServer(t)
+  if (server === undefined) return
+  const prefix = `live-example-${process.pid}:`
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.quit())
+  // The subscription is open while a session is followed and closed when none is (there is no
+  // public count of followed sessions): Redis shows it as a subscriber of the bus's channel.
+  const subscribers = async (): Promise<number> => {
+    const [, count] = await admin.pubsub('NUMSUB', `${prefix}revoked`) as [string, number]
+    return count
+  }
+  const a = await example({ store: 'redis', storeOptions: { url: server.url, prefix } })
+  const b = await example({ store: 'redis', storeOptions: { url: server.url, prefix } })
+  const base = await listening(b)
+  const phones = [device(b, 'Phone 1'), device(b, 'Phone 2')]
+  for (const phone of phones) await login(phone, 'bob')
+  t.equal(await subscribers(), 0, 'nobody follows a session yet: no subscription')
+
+  const streams = await Promise.all(phones.map((p) => openStream(base, p.cookie)))
+  await Promise.all(streams.map((s) => s.received(': live')))
+  await until('the subscription', async () => (await subscribers()) === 1 ? true : undefined, 2000)
+
+  // The client goes away: its session is no longer followed, the other one still is.
+  streams[0]?.res.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(await subscribers(), 1, 'still open for the other stream')
+
+  const started = Date.now()
+  t.equal(await a.sessions.deleteAll('bob'), 2)
+  await within(1000, 'the stream on the other instance', (streams[1] as Stream).ended)
+  t.ok(Date.now() - started < 1000, `ended after ${Date.now() - started} ms`)
+  t.match(streams[1]?.text(), 'event: signed-out\ndata: deleteAll\n\n')
+  await until('no subscription', async () => (await subscribers()) === 0 ? true : undefined, 2000)
+  t.pass('nothing followed is left behind: the subscription closed')
 })
