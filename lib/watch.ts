@@ -8,8 +8,10 @@ import type { RevokedReason, SessionEventEmitter } from './events.js'
 // a session (`request.session.onRevoked`), and the 'revoked' listeners of `app.sessions.on`.
 // The bus brings what any instance revoked; a timer at each followed session's deadline checks
 // the store once (the deadline may have moved), so nothing polls. While nobody follows and
-// nobody listens, no subscription is open. After the subscription was lost and came back, every
-// followed session is checked against the store once: pub/sub is at most once.
+// nobody listens, no subscription is open. Pub/sub is at most once, so the store is asked once
+// where a message may have been missed: when a session starts being followed (it may have been
+// revoked since its request loaded it), when the subscription (or a sharded channel) is first
+// heard, and after it was lost and came back.
 
 /** The current deadline of a session as the store has it, or undefined when it ended. Rejects when the store cannot tell. */
 export type AliveCheck = (state: SessionState) => Promise<number | undefined>
@@ -74,6 +76,9 @@ export class Watcher {
       this.#followed.set(state.id, followed)
       this.#arm(followed)
       this.#subscription()
+      // What was revoked between the load of the session and now came before anyone here
+      // followed it: one look at the store. (Until the subscription is heard, the bus's resync covers the rest.)
+      this.#check([followed], 'unknown')
     }
     // A new function per call, so that the same callback followed twice is stopped once each.
     const entry: Callback = (reason) => { callback(reason) }
