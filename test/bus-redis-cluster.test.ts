@@ -299,6 +299,8 @@ if (cluster !== undefined) {
     bus.subscribe(r)
     bus.follow(newSessionId('lazy'))
     await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
+    await sleep(400) // a retry or two while the client is not connected
+    t.equal(r.resyncs, 0)
     // Not awaited: when its ready check fails, ioredis retries, and this promise never settles.
     c.connect().catch(() => {})
     await r.resynced(1)
