@@ -43,7 +43,7 @@ if (cluster !== undefined) {
   /** The port of the master that owns `key`'s slot, as the server says. */
   const ownerOf = async (key: string): Promise<number> => {
     const slot = await adminOf(cluster.nodes[0]?.port as number).cluster('KEYSLOT', key) as number
-    const ranges = await adminOf(cluster.nodes[0]?.port as number).cluster('SLOTS') as Array<[number, number, [string, number]]>
+    const ranges = await adminOf(cluster.nodes[0]?.port as number).cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
     return (ranges.find(([from, to]) => slot >= from && slot <= to) as [number, number, [string, number]])[2][1]
   }
   const shardSubscribers = async (port: number, channel: string): Promise<number> =>
@@ -67,6 +67,15 @@ if (cluster !== undefined) {
       if (await ownerOf(channelOf(`user${i}`)) !== owner) return [first, `user${i}`]
     }
   }
+
+  /** Another user whose channel lives on the same master as `userId`'s, or on another one. */
+  const userBy = async (userId: string, same: boolean, from = 0): Promise<string> => {
+    const owner = await ownerOf(channelOf(userId))
+    for (let i = from; ; i++) {
+      if ((await ownerOf(channelOf(`user${i}`)) === owner) === same && `user${i}` !== userId) return `user${i}`
+    }
+  }
+  const nodeId = async (port: number): Promise<string> => await adminOf(port).cluster('MYID') as string
 
   t.test('the slot of a key, as Redis computes it', async (t) => {
     const admin = adminOf(cluster.nodes[0]?.port as number)
@@ -110,6 +119,27 @@ if (cluster !== undefined) {
     await until('left', async () => await shardSubscribers(owner, channel) === 0 && await allConnections() === 0 ? true : undefined)
   })
 
+  t.test('a Cluster client with a keyPrefix: published and subscribed under it', async (t) => {
+    const options = { keyPrefix: 'kp:' }
+    const make = async (): Promise<Cluster> => {
+      const c = cluster.client(options)
+      c.on('error', () => {})
+      t.teardown(() => c.disconnect())
+      await until('ready', async () => c.status === 'ready' ? true : undefined)
+      return c
+    }
+    const bus = busOn(t, await make())
+    const publisher = busOn(t, await make())
+    const r = recorder()
+    bus.subscribe(r)
+    bus.follow(newSessionId('alice'))
+    const channel = 'kp:' + channelOf('alice')
+    await until('subscribed', async () => await shardSubscribers(await ownerOf(channel), channel) === 1 ? true : undefined)
+    const revocation = revocationOf('alice')
+    await publisher.publish(revocation)
+    t.same(await r.next(), revocation)
+  })
+
   t.test('follows are counted per channel; masters connected as needed', async (t) => {
     const bus = busOn(t, await client(t))
     const publisher = busOn(t, await client(t))
@@ -126,7 +156,9 @@ if (cluster !== undefined) {
     const anonChannel = `cb:r:{${anon}}`
     const ownerAnon = await ownerOf(anonChannel)
     await until('all subscribed', async () => await shardSubscribers(ownerA, channelOf(a)) === 1 &&
-      await shardSubscribers(ownerB, channelOf(b)) === 1 && await shardSubscribers(ownerAnon, anonChannel) === 1 ? true : undefined)
+      await shardSubscribers(ownerB, channelOf(b)) === 1 && await shardSubscribers(ownerAnon, anonChannel) === 1
+      ? true
+      : undefined)
     t.equal(await allConnections(), new Set([ownerA, ownerB, ownerAnon]).size, 'one connection per master concerned')
     const anonymous = { ids: [anon], reason: 'destroy' as const, at: Date.now() }
     await publisher.publish(anonymous)
@@ -147,6 +179,13 @@ if (cluster !== undefined) {
     await until('resubscribed with what is still followed', async () =>
       await shardSubscribers(ownerB, channelOf(b)) === 1 && await shardSubscribers(ownerAnon, anonChannel) === 1 ? true : undefined)
     t.equal(await shardSubscribers(ownerA, channelOf(a)), 0)
+    const near = await userBy(b, true)
+    const offNear = bus.follow(newSessionId(near))
+    await until('a second channel on b\'s master', async () => await shardSubscribers(ownerB, channelOf(near)) === 1 ? true : undefined)
+    t.equal(await connections(ownerB), 1, 'on the same connection')
+    offNear()
+    await until('left', async () => await shardSubscribers(ownerB, channelOf(near)) === 0 ? true : undefined)
+    t.equal(await shardSubscribers(ownerB, channelOf(b)), 1, 'its neighbour stays')
     offB()
     offAnon()
     await until('all closed', async () => await allConnections() === 0 ? true : undefined)
@@ -168,11 +207,15 @@ if (cluster !== undefined) {
     bus.follow(newSessionId('alice'))
     await until('subscribed', async () => await shardSubscribers(owner, channel) === 1 ? true : undefined)
     const server = cluster.servers.get(owner)
+    const near = await userBy('alice', true)
     await server?.stop()
-    await sleep(500)
+    await sleep(300)
+    bus.follow(newSessionId(near)) // during the outage, on the master that is down
+    await sleep(300)
     await server?.start()
     await r.resynced(1)
     t.equal(await shardSubscribers(owner, channel), 1, 'subscribed again')
+    t.equal(await shardSubscribers(owner, channelOf(near)), 1, 'with what was followed meanwhile')
     const after = revocationOf('alice')
     await until('the publisher back', () => publisher.publish(after).then(() => true), 20_000)
     t.same(await r.next(), after)
@@ -182,5 +225,86 @@ if (cluster !== undefined) {
     t.same(log.at(30), ['redis revocation bus: sharded subscription restored'])
     await bus.close()
     await until('closed', async () => await allConnections() === 0 ? true : undefined)
+  })
+
+  t.test('a slot migrated to another master: the subscriber follows it there', async (t) => {
+    const log = bufferLog()
+    const c = await client(t)
+    const bus = busOn(t, c, log, 'mig:')
+    const stale = busOn(t, await client(t), bufferLog(), 'mig:')
+    const publisher = busOn(t, await client(t), bufferLog(), 'mig:')
+    const user = 'migrating'
+    const channel = channelOf(user, 'mig:')
+    const from = await ownerOf(channel)
+    const to = cluster.nodes.map(({ port }) => port).find((port) => port !== from) as number
+    const r = recorder()
+    bus.subscribe(r)
+    bus.follow(newSessionId(user))
+    await until('subscribed', async () => await shardSubscribers(from, channel) === 1 ? true : undefined)
+    const slot = await adminOf(from).cluster('KEYSLOT', channel) as number
+    const [fromId, toId] = [await nodeId(from), await nodeId(to)]
+    await adminOf(to).cluster('SETSLOT', slot, 'IMPORTING', fromId)
+    await adminOf(from).cluster('SETSLOT', slot, 'MIGRATING', toId)
+    for (const port of [to, from, ...cluster.nodes.map((n) => n.port).filter((p) => p !== to && p !== from)]) {
+      await adminOf(port).cluster('SETSLOT', slot, 'NODE', toId)
+    }
+    t.teardown(async () => {
+      // Back where it was, for the tests after this one.
+      await adminOf(from).cluster('SETSLOT', slot, 'IMPORTING', toId)
+      await adminOf(to).cluster('SETSLOT', slot, 'MIGRATING', fromId)
+      for (const port of [from, to, ...cluster.nodes.map((n) => n.port).filter((p) => p !== to && p !== from)]) {
+        await adminOf(port).cluster('SETSLOT', slot, 'NODE', fromId)
+      }
+    })
+    await r.resynced(1)
+    t.equal(await shardSubscribers(to, channel), 1, 'subscribed on the new owner')
+    t.equal(await shardSubscribers(from, channel), 0, 'and no longer on the old one')
+    const s = recorder()
+    stale.subscribe(s)
+    stale.follow(newSessionId(user))
+    await s.resynced(1).catch(() => {})
+    await until('the stale client subscribed too', async () => await shardSubscribers(to, channel) === 2 ? true : undefined)
+    const after = revocationOf(user)
+    await until('published', () => publisher.publish(after).then(() => true))
+    t.same(await r.next(), after)
+    t.same(await s.next(), after)
+    t.equal(r.resyncs, 1)
+  })
+
+  t.test('a master that does not answer: SSUBSCRIBE is bounded, retried, and heard once it answers', async (t) => {
+    const log = bufferLog()
+    const bus = busOn(t, await client(t), log, 'mute:')
+    const channel = channelOf('paused', 'mute:')
+    const owner = await ownerOf(channel)
+    const server = cluster.servers.get(owner)
+    const r = recorder()
+    bus.subscribe(r)
+    server?.pause()
+    t.teardown(() => server?.resume())
+    bus.follow(newSessionId('paused'))
+    await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
+    t.match(log.lines.find((line) => line.level === 40)?.err, { message: /no answer to SSUBSCRIBE within 500 ms/ })
+    server?.resume()
+    await r.resynced(1)
+    t.equal(await shardSubscribers(owner, channel), 1)
+  })
+
+  t.test('a Cluster client not connected yet: placed once its slot map is known', async (t) => {
+    const c = cluster.client({ lazyConnect: true })
+    c.on('error', () => {})
+    t.teardown(() => c.disconnect())
+    const log = bufferLog()
+    const bus = busOn(t, c, log, 'lazy:')
+    const r = recorder()
+    bus.subscribe(r)
+    bus.follow(newSessionId('lazy'))
+    await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
+    await sleep(400) // a retry or two while the client is not connected
+    t.equal(r.resyncs, 0)
+    // Not awaited: when its ready check fails, ioredis retries, and this promise never settles.
+    c.connect().catch(() => {})
+    await r.resynced(1)
+    const channel = channelOf('lazy', 'lazy:')
+    t.equal(await shardSubscribers(await ownerOf(channel), channel), 1)
   })
 }

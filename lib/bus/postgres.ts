@@ -107,7 +107,7 @@ class Listener {
         return
       }
       client?.release(true)
-      if (err === undefined) return
+      if (err === undefined || this.#closed) return
       this.#fault(err.message)
       this.#retry()
     }
@@ -122,9 +122,8 @@ class Listener {
       // Until LISTEN answered, a failure rejects it, which ends the attempt; then it loses the connection.
       c.on('error', (err: Error) => this.#lose(c, err.message))
       c.on('end', () => this.#lose(c, 'connection ended'))
-      c.on('notification', (message: { channel: string, payload?: string }) => {
-        if (message.channel === channel && !this.#closed) this.#subscribers.message(message.payload ?? '')
-      })
+      // This connection LISTENs to our channel only.
+      c.on('notification', (message: { payload: string }) => this.#subscribers.message(message.payload))
       await c.query(`LISTEN "${channel}"`)
       settle(undefined)
     }).catch(settle)
@@ -157,7 +156,6 @@ class Listener {
   }
 
   #retry (): void {
-    if (this.#closed) return
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#connect()

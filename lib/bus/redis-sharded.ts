@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import { noop, retryDelay } from './subscribers.js'
 
 // The subscriber of a Redis Cluster: sharded pub/sub, one connection per master that owns the
@@ -54,7 +54,6 @@ export class ShardedSubscription {
   /** Something may have been missed since the last time every channel was heard: resync then. */
   #lost = false
   #failing = false
-  #closed = false
 
   constructor (cluster: Cluster, channels: string[], deliver: (text: string) => void, resync: () => void,
     log: FastifyBaseLogger, timeout: number) {
@@ -79,7 +78,6 @@ export class ShardedSubscription {
 
   /** Puts every followed channel on the connection to the master of its slot, as the slot map says now. */
   #reconcile (): void {
-    if (this.#closed) return
     const slots = this.#cluster.slots
     const wanted = new Map<string, Set<string>>()
     let placed = true
@@ -96,10 +94,6 @@ export class ShardedSubscription {
     for (const [key, node] of this.#nodes) if (!wanted.has(key)) this.#drop(node)
     for (const [key, channels] of wanted) {
       const node = this.#nodes.get(key) ?? this.#connect(key)
-      if (node === undefined) {
-        placed = false
-        continue
-      }
       for (const channel of node.channels) {
         if (channels.has(channel)) continue
         node.channels.delete(channel)
@@ -113,12 +107,16 @@ export class ShardedSubscription {
     else this.#settled()
   }
 
-  /** A connection of its own to the master `key`, found among the Cluster's nodes; ended, never retried, on failure. */
-  #connect (key: string): Node | undefined {
-    const source = this.#cluster.nodes('master').find(({ options }) => `${options.host}:${options.port}` === key)
-    if (source === undefined) return undefined
+  /** A connection of its own to the master `key` ('host:port'), with the Cluster's options for its nodes; never retried. */
+  #connect (key: string): Node {
+    const colon = key.lastIndexOf(':')
     // Commands wait in the offline queue for the connection, within #listen's timeout.
-    const redis = source.duplicate({
+    const redis = new Redis({
+      ...this.#cluster.options.redisOptions,
+      // SPUBLISH's channel is a key to ioredis, which prefixes it on the Cluster: SSUBSCRIBE's must match.
+      keyPrefix: this.#cluster.options.keyPrefix,
+      host: key.slice(0, colon),
+      port: Number(key.slice(colon + 1)),
       autoResubscribe: false,
       enableOfflineQueue: true,
       lazyConnect: false,
@@ -130,7 +128,9 @@ export class ShardedSubscription {
     const node: Node = { key, redis, channels: new Set(), pending: 0 }
     this.#nodes.set(key, node)
     redis.on('smessage', (_channel: string, text: string) => this.#deliver(text))
-    redis.on('error', (err: Error) => this.#fault(err.message))
+    // Any error: a failed connection (then 'end'), or the server unsubscribing us from the channels of
+    // a slot it no longer owns, which ioredis reports as "Command queue state error ... sunsubscribe".
+    redis.on('error', (err: Error) => this.#lose(node, err.message))
     // ioredis emits 'moved' for a MOVED reply to SSUBSCRIBE, and leaves the command unanswered.
     redis.on('moved', () => this.#lose(node, 'a channel moved to another node'))
     redis.on('end', () => this.#lose(node, 'connection lost'))
@@ -171,7 +171,6 @@ export class ShardedSubscription {
   #lose (node: Node, why: string): void {
     if (this.#nodes.get(node.key) !== node) return
     this.#drop(node)
-    this.#lost = true
     this.#retry(why)
   }
 
@@ -182,24 +181,29 @@ export class ShardedSubscription {
 
   /** One warning per outage. */
   #fault (message: string): void {
-    if (this.#failing || this.#closed) return
+    if (this.#failing) return
     this.#failing = true
     this.#log.warn({ err: { message } }, 'redis revocation bus: sharded subscriber connection error')
   }
 
   #retry (why: string): void {
     this.#fault(why)
-    if (this.#timer !== undefined || this.#closed) return
+    this.#lost = true
+    if (this.#timer !== undefined) return
+    const again = (): void => {
+      this.#timer = undefined
+      this.#reconcile()
+    }
+    // A Cluster that is not ready refreshes its slot map on its own as it connects; a refresh of
+    // ours meanwhile would race with its connect().
     this.#timer = setTimeout(() => {
-      this.#cluster.refreshSlotsCache(() => {
-        this.#timer = undefined
-        this.#reconcile()
-      })
+      if (this.#cluster.status === 'ready') this.#cluster.refreshSlotsCache(again)
+      else again()
     }, retryDelay(this.#attempt++)).unref()
   }
 
   async close (): Promise<void> {
-    this.#closed = true
+    this.#channels.clear()
     clearTimeout(this.#timer)
     this.#timer = undefined
     for (const node of this.#nodes.values()) this.#drop(node)

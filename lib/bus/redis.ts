@@ -25,13 +25,6 @@ export interface RedisBusOptions {
   maxBytes?: number
 }
 
-/** How a bus receives: one channel on one connection, or sharded channels. */
-interface Subscription {
-  follow: (channel: string) => void
-  unfollow: (channel: string) => void
-  close: () => Promise<void>
-}
-
 export class RedisBus implements RevocationBus {
   readonly #redis: RedisConnection
   readonly #prefix: string
@@ -42,7 +35,7 @@ export class RedisBus implements RevocationBus {
   readonly #subscribers: Subscribers
   /** Followers per sharded channel, kept while nobody subscribes too. */
   readonly #follows = new Map<string, number>()
-  #subscription: Subscription | undefined
+  #subscription: ChannelSubscription | ShardedSubscription | undefined
   #closing: Promise<void> | undefined
 
   constructor (options: RedisBusOptions) {
@@ -78,7 +71,7 @@ export class RedisBus implements RevocationBus {
     const channel = this.#channel(sessionKey(id))
     const count = this.#follows.get(channel) ?? 0
     this.#follows.set(channel, count + 1)
-    if (count === 0) this.#subscription?.follow(channel)
+    if (count === 0) (this.#subscription as ShardedSubscription | undefined)?.follow(channel)
     let followed = true
     return () => {
       if (!followed) return
@@ -89,7 +82,8 @@ export class RedisBus implements RevocationBus {
         return
       }
       this.#follows.delete(channel)
-      this.#subscription?.unfollow(channel)
+      const subscription = this.#subscription as ShardedSubscription | undefined
+      subscription?.unfollow(channel)
     }
   }
 
@@ -124,7 +118,7 @@ export class RedisBus implements RevocationBus {
  * channel. ioredis reconnects it; we subscribe again on each 'ready' ourselves (not
  * `autoResubscribe`), so that `resync` runs once the channel is heard again, never before.
  */
-class ChannelSubscription implements Subscription {
+class ChannelSubscription {
   readonly #sub: Redis
   readonly #log: FastifyBaseLogger
   readonly #timeout: number
@@ -168,9 +162,6 @@ class ChannelSubscription implements Subscription {
     this.#failing = true
     this.#log.warn({ err: { message } }, 'redis revocation bus: subscriber connection error')
   }
-
-  follow (): void {}
-  unfollow (): void {}
 
   async close (): Promise<void> {
     this.#closed = true
