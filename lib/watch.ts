@@ -32,6 +32,10 @@ const MAX_DELAY = 2_147_483_647
 const CHECKS_AT_ONCE = 16
 /** A check the store could not answer is tried again after this long. */
 const RETRY_MS = 1000
+/** A session a check found gone waits this long for the message that says why, before it ends as 'unknown'. */
+const REASON_GRACE_MS = 200
+/** How long the subscription stays open after the last follower or listener left. */
+const LINGER_MS = 5000
 const noop = (): void => {}
 
 export class Watcher {
@@ -43,6 +47,9 @@ export class Watcher {
   readonly #followed = new Map<string, Followed>()
   #listening = false
   #unsubscribe: Unsubscribe | undefined
+  #linger: NodeJS.Timeout | undefined
+  /** Channels to leave once LINGER_MS passed. */
+  readonly #unfollows = new Map<NodeJS.Timeout, Unsubscribe>()
   #closed = false
 
   constructor (bus: RevocationBus, alive: AliveCheck, clock: () => number, log: FastifyBaseLogger) {
@@ -90,16 +97,30 @@ export class Watcher {
     }
   }
 
-  /** Opens the subscription while anyone follows or listens, closes it when nobody does. */
+  /**
+   * Opens the subscription while anyone follows or listens; closes it once nobody has for
+   * LINGER_MS (at once on close), so that connections that come and go (a page reloaded, a
+   * socket reconnecting) do not open and close a subscription each.
+   */
   #subscription (): void {
     const wanted = !this.#closed && (this.#listening || this.#followed.size > 0)
-    if (wanted && this.#unsubscribe === undefined) {
-      this.#unsubscribe = this.#bus.subscribe({ revoked: (r) => { this.#received(r) }, resync: (keys) => { this.#resync(keys) } })
-    } else if (!wanted && this.#unsubscribe !== undefined) {
-      const unsubscribe = this.#unsubscribe
-      this.#unsubscribe = undefined
-      unsubscribe()
+    if (wanted) {
+      clearTimeout(this.#linger)
+      this.#linger = undefined
+      this.#unsubscribe ??= this.#bus.subscribe({ revoked: (r) => { this.#received(r) }, resync: (keys) => { this.#resync(keys) } })
+      return
     }
+    if (this.#unsubscribe === undefined) return
+    if (this.#closed) this.#leave()
+    else this.#linger ??= setTimeout(() => { this.#leave() }, LINGER_MS).unref()
+  }
+
+  #leave (): void {
+    clearTimeout(this.#linger)
+    this.#linger = undefined
+    const unsubscribe = this.#unsubscribe
+    this.#unsubscribe = undefined
+    unsubscribe?.()
   }
 
   #arm (f: Followed): void {
@@ -111,7 +132,16 @@ export class Watcher {
   #drop (f: Followed): void {
     clearTimeout(f.timer)
     this.#followed.delete(f.state.id)
-    f.unfollow()
+    // A sharded channel is left a little later too, for the same reason as the subscription.
+    if (this.#closed) {
+      f.unfollow()
+    } else {
+      const later = setTimeout(() => {
+        this.#unfollows.delete(later)
+        f.unfollow()
+      }, LINGER_MS).unref()
+      this.#unfollows.set(later, f.unfollow)
+    }
     this.#subscription()
   }
 
@@ -175,12 +205,16 @@ export class Watcher {
           f.timer = setTimeout(() => { this.#check([f], reason) }, RETRY_MS).unref()
           continue
         }
+        if (this.#followed.get(f.state.id) !== f) continue
         if (expiresAt === undefined || expiresAt <= this.#clock()) {
           const ended = expiresAt === undefined && reason === 'expired' && f.expiresAt > this.#clock() ? 'unknown' : reason
-          if (this.#followed.get(f.state.id) !== f) continue
-          this.#end(f, ended)
-          const events = this.#events
-          if (events?.listening('revoked') === true) events.emit('revoked', { id: f.state.id, userId: f.state.userId, at: this.#clock(), reason: ended })
+          // Found gone, nobody said why yet: the message that does may be on its way.
+          if (ended === 'unknown') {
+            clearTimeout(f.timer)
+            f.timer = setTimeout(() => { this.#gone(f, ended) }, REASON_GRACE_MS).unref()
+          } else {
+            this.#gone(f, ended)
+          }
         } else {
           f.expiresAt = expiresAt
           this.#arm(f)
@@ -190,9 +224,22 @@ export class Watcher {
     for (let i = 0; i < Math.min(CHECKS_AT_ONCE, sessions.length); i++) run().catch(noop)
   }
 
+  /** A check found the session ended: its callbacks, and the event for whoever listens. */
+  #gone (f: Followed, reason: RevokedReason): void {
+    if (this.#followed.get(f.state.id) !== f) return
+    this.#end(f, reason)
+    const events = this.#events
+    if (events?.listening('revoked') === true) events.emit('revoked', { id: f.state.id, userId: f.state.userId, at: this.#clock(), reason })
+  }
+
   async close (): Promise<void> {
     this.#closed = true
     for (const f of [...this.#followed.values()]) this.#drop(f)
+    for (const [timer, unfollow] of this.#unfollows) {
+      clearTimeout(timer)
+      unfollow()
+    }
+    this.#unfollows.clear()
     this.#subscription()
   }
 }

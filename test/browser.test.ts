@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { chromium, devices, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core'
+import { chromium, devices, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp } from '../examples/app.js'
 import { SECRET } from './helpers/app.js'
@@ -67,7 +67,7 @@ if (chromiumPresent()) {
   t.teardown(() => browser.close()) // teardowns run last first: the browser closes before the app
 
   const problems: string[] = []
-  async function deviceContext (descriptor: typeof LAPTOP): Promise<{ context: BrowserContext, page: Page }> {
+  async function deviceContext (descriptor: BrowserContextOptions): Promise<{ context: BrowserContext, page: Page }> {
     const context = await browser.newContext({ ...descriptor, baseURL: base, locale: 'en-GB', timezoneId: 'UTC' })
     context.setDefaultTimeout(10_000)
     context.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`) })

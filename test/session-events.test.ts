@@ -108,7 +108,7 @@ t.test('on/off and onRevoked refuse bad arguments with a typed error; off stops 
 t.test('a subscriber that lost its connection while a revocation was published checks what it follows once back', async (t) => {
   const server = await redisServer(t, { own: true })
   if (server === undefined) return
-  const options = { store: 'redis', storeOptions: { url: server.url, prefix: 'ev:' } }
+  const options = { store: 'redis' as const, storeOptions: { url: server.url, prefix: 'ev:' } }
   const ended: string[] = []
   const b = await buildApp(options, false, (app) => {
     app.post('/watch', async (req) => {

@@ -83,7 +83,8 @@ class Listener {
   #client: PostgresListenClient | undefined
   #timer: NodeJS.Timeout | undefined
   #attempt = 0
-  #lost = false
+  /** Not heard yet, or lost since: resync once LISTEN answers (the first one too). */
+  #lost = true
   #failing = false
   #closed = false
 

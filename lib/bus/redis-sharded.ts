@@ -41,12 +41,17 @@ interface Node {
   pending: number
 }
 
+/** The routing key in a channel's hash tag: `<prefix>r:{<key>}`. */
+function routingKey (channel: string): string {
+  return channel.slice(channel.indexOf('{') + 1, channel.lastIndexOf('}'))
+}
+
 export class ShardedSubscription {
   readonly #cluster: Cluster
   readonly #channels: Set<string>
   readonly #nodes = new Map<string, Node>()
   readonly #deliver: (text: string) => void
-  readonly #resync: () => void
+  readonly #resync: (keys?: readonly string[]) => void
   readonly #log: FastifyBaseLogger
   readonly #timeout: number
   #timer: NodeJS.Timeout | undefined
@@ -55,7 +60,7 @@ export class ShardedSubscription {
   #lost = false
   #failing = false
 
-  constructor (cluster: Cluster, channels: string[], deliver: (text: string) => void, resync: () => void,
+  constructor (cluster: Cluster, channels: string[], deliver: (text: string) => void, resync: (keys?: readonly string[]) => void,
     log: FastifyBaseLogger, timeout: number) {
     this.#cluster = cluster
     this.#channels = new Set(channels)
@@ -148,7 +153,11 @@ export class ShardedSubscription {
       answered = true
       clearTimeout(timer)
       node.pending--
-      if (this.#nodes.get(node.key) === node) this.#settled()
+      if (this.#nodes.get(node.key) !== node) return
+      // Channels heard for the first time: what their users' sessions got before may have been
+      // missed. (After a loss, #settled resyncs everything instead.)
+      if (!this.#lost) this.#resync(channels.map(routingKey))
+      this.#settled()
     }, (err: Error) => {
       answered = true
       clearTimeout(timer)

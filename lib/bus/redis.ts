@@ -90,7 +90,7 @@ export class RedisBus implements RevocationBus {
   #open (): void {
     if (this.#closing !== undefined) return
     const deliver = (text: string): void => this.#subscribers.message(text)
-    const resync = (): void => this.#subscribers.resync()
+    const resync = (keys?: readonly string[]): void => this.#subscribers.resync(keys)
     const client = this.#redis.client
     this.#subscription = this.#sharded
       ? new ShardedSubscription(client as Cluster, [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
@@ -122,8 +122,8 @@ class ChannelSubscription {
   readonly #sub: Redis
   readonly #log: FastifyBaseLogger
   readonly #timeout: number
-  /** The connection was lost (or never made) since the subscription started: resync once it is back. */
-  #lost = false
+  /** Not heard since the subscription started, or lost since: resync once it is (so the first SUBSCRIBE resyncs too). */
+  #lost = true
   #failing = false
   #closed = false
 

@@ -62,9 +62,10 @@ export class Subscribers {
     this.revoked(revocation)
   }
 
-  resync (): void {
-    this.#log.debug(`${this.#name}: subscription restored, resyncing`)
-    this.#each((subscriber) => subscriber.resync())
+  /** Messages are heard from now on (for the routing keys `keys`, or all): what came before may have been missed. */
+  resync (keys?: readonly string[]): void {
+    this.#log.debug(`${this.#name}: subscription heard, resyncing`)
+    this.#each((subscriber) => subscriber.resync(keys))
   }
 }
 

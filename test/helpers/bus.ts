@@ -22,6 +22,8 @@ export function bufferLog (): Log {
 export interface Recorder extends BusSubscriber {
   heard: Revocation[]
   resyncs: number
+  /** The routing keys of each resync, in order (undefined: everything). */
+  resyncKeys: Array<readonly string[] | undefined>
   /** Resolves with the next revocation heard (or one heard already and not yet taken). */
   next: (ms?: number) => Promise<Revocation>
   /** Resolves once `resync` has been called `n` times in all. */
@@ -47,12 +49,14 @@ export function recorder (): Recorder {
   const r: Recorder = {
     heard,
     resyncs: 0,
+    resyncKeys: [],
     revoked (revocation) {
       heard.push(revocation)
       wake()
     },
-    resync () {
+    resync (keys) {
       r.resyncs++
+      r.resyncKeys.push(keys)
       wake()
     },
     next: async (ms = 5000) => {
