@@ -70,11 +70,6 @@ export class Watcher {
     this.#subscription()
   }
 
-  /** The number of sessions followed, for tests and metrics. */
-  get size (): number {
-    return this.#followed.size
-  }
-
   /** Runs `callback` once, when the session `state` ends anywhere; returns what stops it. */
   follow (state: SessionState, callback: Callback): Unsubscribe {
     let followed = this.#followed.get(state.id)

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import type { FastifyUserSessionsOptions } from '../lib/index.js'
-import { buildApp, cookieOf } from './helpers/app.js'
+import { pino } from 'pino'
+import { MemoryStore, type FastifyUserSessionsOptions } from '../lib/index.js'
+import { buildApp, cookieOf, delegate } from './helpers/app.js'
 import { testDatabase } from './helpers/postgres.js'
 import { redisCluster, redisServer } from './helpers/redis.js'
 
@@ -213,4 +214,46 @@ onEveryBus('\'revoked\' is heard on B for what A revokes; an unsubscribed callba
   t.notOk(b.ended.some((e) => e.id === stopped.id), 'the unsubscribed callback was not called')
   t.ok(b.ended.some((e) => e.id === followed.id))
   b.app.sessions.off('revoked', listener)
+})
+
+t.test('a session evicted by the memory store\'s bound ends on every instance sharing the table', async (t) => {
+  const table = 'bound-' + randomBytes(4).toString('hex')
+  const options = { store: 'memory' as const, storeOptions: { table, maxSessions: 3 } }
+  const a = await instance(t, options)
+  const b = await instance(t, options)
+  const first = await login(b, 'erin')
+  await watch(b, first.cookie)
+  await login(a, 'frank')
+  await login(a, 'grace')
+  t.same(b.ended, [], 'three sessions: the bound is not passed')
+  await login(a, 'heidi')
+  t.same(await until('the eviction reaches B', () => b.ended.find((e) => e.id === first.id)), { id: first.id, reason: 'evicted', at: b.ended[0]?.at })
+})
+
+t.test('a store without a bus of its own: instances given the same store object hear each other; deleteAll names the user', async (t) => {
+  const memory = new MemoryStore({}, { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
+  const store = delegate(memory)
+  t.teardown(() => memory.close())
+  const a = await instance(t, { store })
+  const b = await instance(t, { store })
+  const one = await login(b, 'ivan')
+  const two = await login(b, 'ivan')
+  await watch(b, one.cookie)
+  await watch(b, two.cookie)
+  t.equal(await a.app.sessions.deleteAll('ivan', { except: two.id }), 1)
+  t.match(await until('deleteAll reaches B', () => b.ended.find((e) => e.id === one.id)), { reason: 'deleteAll' },
+    'the message names the user: B checks the sessions of ivan it follows, and finds this one gone')
+  await delay(300)
+  t.notOk(b.ended.some((e) => e.id === two.id), 'the one kept is still followed')
+})
+
+t.test('an anonymous session followed on B ends when A deletes it by its id', async (t) => {
+  const table = 'anon-' + randomBytes(4).toString('hex')
+  const a = await instance(t, { store: 'memory', storeOptions: { table } })
+  const b = await instance(t, { store: 'memory', storeOptions: { table } })
+  const res = await b.app.inject({ method: 'POST', url: '/counter' })
+  const cookie = cookieOf(res) as string
+  const id = await watch(b, cookie)
+  t.equal(await a.app.sessions.delete(id), true)
+  t.match(await until('the delete reaches B', () => b.ended.find((e) => e.id === id)), { reason: 'delete' })
 })

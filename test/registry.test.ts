@@ -19,13 +19,14 @@ t.test('registerStore: a user store chosen by name, built once with its own stor
   registerStore('tracked', (options, context) => {
     built.push({ options, context })
     const store = new MemoryStore({}, context)
-    return Object.assign(Object.create(store) as SessionStore, {
+    return Object.assign({} as SessionStore, {
       get: store.get.bind(store),
       insert: store.insert.bind(store),
       patch: store.patch.bind(store),
       delete: store.delete.bind(store),
       getAll: store.getAll.bind(store),
       deleteAll: store.deleteAll.bind(store),
+      bus: store.bus,
       close: async () => { closed++; await store.close() }
     })
   })

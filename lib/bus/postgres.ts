@@ -83,8 +83,6 @@ class Listener {
   #client: PostgresListenClient | undefined
   #timer: NodeJS.Timeout | undefined
   #attempt = 0
-  /** Not heard yet, or lost since: resync once LISTEN answers (the first one too). */
-  #lost = true
   #failing = false
   #closed = false
 
@@ -135,8 +133,7 @@ class Listener {
     this.#attempt = 0
     if (this.#failing) this.#options.log.info('postgres revocation bus: listening again')
     this.#failing = false
-    if (!this.#lost) return
-    this.#lost = false
+    // The first LISTEN, or one after a loss: what was notified before it was not heard.
     this.#subscribers.resync()
   }
 
@@ -150,7 +147,6 @@ class Listener {
 
   /** One warning per outage; what was published meanwhile is missed, so resync once back. */
   #fault (message: string): void {
-    this.#lost = true
     if (this.#failing || this.#closed) return
     this.#failing = true
     this.#options.log.warn({ err: { message } }, 'postgres revocation bus: listener connection error')

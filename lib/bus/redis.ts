@@ -122,8 +122,6 @@ class ChannelSubscription {
   readonly #sub: Redis
   readonly #log: FastifyBaseLogger
   readonly #timeout: number
-  /** Not heard since the subscription started, or lost since: resync once it is (so the first SUBSCRIBE resyncs too). */
-  #lost = true
   #failing = false
   #closed = false
 
@@ -142,15 +140,14 @@ class ChannelSubscription {
     sub.on('error', (err: Error) => this.#fault(err.message))
     sub.on('close', () => {
       if (this.#closed) return
-      this.#lost = true
       this.#fault('connection lost')
     })
+    // 'ready' comes when the connection is first made and after each loss: either way, what was
+    // published before the SUBSCRIBE answered was not heard.
     sub.on('ready', () => {
       sub.subscribe(channel).then(() => {
         if (this.#failing) log.info('redis revocation bus: subscription restored')
         this.#failing = false
-        if (!this.#lost) return
-        this.#lost = false
         resync()
       }, (err: Error) => this.#fault(err.message))
     })
