@@ -2,7 +2,9 @@ import { setTimeout as delay } from 'node:timers/promises'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, cookieOf, logSink } from './helpers/app.js'
+import { pino } from 'pino'
+import { MemoryStore } from '../lib/index.js'
+import { buildApp, cookieOf, delegate, logSink } from './helpers/app.js'
 import { redisServer } from './helpers/redis.js'
 
 // Lifecycle events (`app.sessions.on` / `off`) and `onRevoked` on one instance: what each event
@@ -137,4 +139,49 @@ t.test('a subscriber that lost its connection while a revocation was published c
   await server.start()
   for (let i = 0; i < 500 && ended.length === 1; i++) await delay(10)
   t.same(ended, ['unknown', 'unknown'], 'after the restart, the session is found gone')
+})
+
+t.test('a check the store cannot answer is tried again a second later; then the connection ends', async (t) => {
+  const memory = new MemoryStore({}, { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
+  t.teardown(() => memory.close())
+  let failing = false
+  const store = delegate(memory, {
+    get: async (id) => {
+      if (failing) throw new Error('store down')
+      return await memory.get(id)
+    }
+  })
+  const sink = logSink('warn')
+  const ended: string[] = []
+  const app = await buildApp({ store }, sink.logger, (app) => {
+    app.post('/watch', async (req) => {
+      req.session.onRevoked((reason) => { ended.push(reason) })
+      return { id: req.session.id }
+    })
+  })
+  t.teardown(() => app.close())
+  const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'olga' } })
+  await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(login) as string } })
+  await delay(50) // the check of a session just followed
+  failing = true
+  await app.sessions.deleteAll('olga') // a store without a bus: the message names the user, and the check fails
+  await delay(300)
+  t.same(ended, [], 'not ended on a failed check')
+  t.match(sink.text(), 'session store unavailable while checking a live connection')
+  failing = false
+  for (let i = 0; i < 200 && ended.length === 0; i++) await delay(10)
+  t.same(ended, ['deleteAll'], 'the retry found it gone')
+})
+
+t.test('getAll leaves out what a store returns past its deadline', async (t) => {
+  const memory = new MemoryStore({}, { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
+  t.teardown(() => memory.close())
+  const store = delegate(memory, {
+    getAll: async (userId) => (await memory.getAll(userId)).map((s, i) => i === 0 ? { ...s, expiresAt: Date.now() - 1 } : s)
+  })
+  const app = await buildApp({ store })
+  t.teardown(() => app.close())
+  await app.inject({ method: 'POST', url: '/login', payload: { user: 'pia' } })
+  const second = await app.inject({ method: 'POST', url: '/login', payload: { user: 'pia' } })
+  t.same((await app.sessions.getAll('pia')).map((s) => s.id), [second.json().id])
 })

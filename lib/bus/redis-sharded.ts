@@ -153,9 +153,9 @@ export class ShardedSubscription {
       answered = true
       clearTimeout(timer)
       node.pending--
-      if (this.#nodes.get(node.key) !== node) return
       // Channels heard for the first time: what their users' sessions got before may have been
-      // missed. (After a loss, #settled resyncs everything instead.)
+      // missed. (After a loss, #settled resyncs everything instead. An answer that comes after
+      // its node was dropped changes nothing: a loss dropped it, or nobody follows them any more.)
       if (!this.#lost) this.#resync(channels.map(routingKey))
       this.#settled()
     }, (err: Error) => {
