@@ -36,7 +36,6 @@ const RETRY_MS = 1000
 const REASON_GRACE_MS = 200
 /** How long the subscription stays open after the last follower or listener left. */
 const LINGER_MS = 5000
-const noop = (): void => {}
 
 export class Watcher {
   readonly #bus: RevocationBus
@@ -140,9 +139,8 @@ export class Watcher {
     this.#subscription()
   }
 
-  /** The session ended: each callback once, then it is no longer followed. */
+  /** The session (followed now) ended: each callback once, then it is no longer followed. */
   #end (f: Followed, reason: RevokedReason): void {
-    if (this.#followed.get(f.state.id) !== f) return
     this.#drop(f)
     for (const callback of f.callbacks) {
       try {
@@ -158,7 +156,7 @@ export class Watcher {
     for (const id of r.ids) {
       const f = this.#followed.get(id)
       if (f !== undefined) this.#end(f, r.reason)
-      if (events?.listening('revoked') === true) events.emit('revoked', { id, userId: r.userId ?? f?.state.userId, at: r.at, reason: r.reason })
+      if (events?.listening('revoked') === true) events.emit('revoked', { id, userId: r.userId, at: r.at, reason: r.reason })
     }
     // A revocation of a user's sessions beyond the ids listed: check those followed here.
     if (r.userId === undefined) return
@@ -190,38 +188,40 @@ export class Watcher {
     const run = async (): Promise<void> => {
       while (next < sessions.length) {
         const f = sessions[next++] as Followed
-        if (this.#followed.get(f.state.id) !== f) continue
-        let expiresAt: number | undefined
+        let outcome: { expiresAt: number | undefined } | { error: Error }
         try {
-          expiresAt = await this.#alive(f.state)
+          outcome = { expiresAt: await this.#alive(f.state) }
         } catch (err) {
-          this.#log.warn({ err: { message: (err as Error).message } }, 'session store unavailable while checking a live connection; trying again')
-          clearTimeout(f.timer)
+          outcome = { error: err as Error }
+        }
+        // Ended, or no longer followed, while the store was asked: nothing more to do.
+        if (this.#followed.get(f.state.id) !== f) continue
+        clearTimeout(f.timer)
+        if ('error' in outcome) {
+          this.#log.warn({ err: { message: outcome.error.message } }, 'session store unavailable while checking a live connection; trying again')
           f.timer = setTimeout(() => { this.#check([f], reason) }, RETRY_MS).unref()
           continue
         }
-        if (this.#followed.get(f.state.id) !== f) continue
-        if (expiresAt === undefined || expiresAt <= this.#clock()) {
-          const ended = expiresAt === undefined && reason === 'expired' && f.expiresAt > this.#clock() ? 'unknown' : reason
-          // Found gone, nobody said why yet: the message that does may be on its way.
-          if (ended === 'unknown') {
-            clearTimeout(f.timer)
-            f.timer = setTimeout(() => { this.#gone(f, ended) }, REASON_GRACE_MS).unref()
-          } else {
-            this.#gone(f, ended)
-          }
-        } else {
+        const now = this.#clock()
+        const { expiresAt } = outcome
+        if (expiresAt !== undefined && expiresAt > now) {
           f.expiresAt = expiresAt
           this.#arm(f)
+          continue
         }
+        // Gone before the deadline this instance knew: not expired, and nobody said why (yet).
+        const ended = reason === 'expired' && expiresAt === undefined && f.expiresAt > now ? 'unknown' : reason
+        // Nobody said why yet: the message that does may be on its way.
+        if (ended === 'unknown') f.timer = setTimeout(() => { this.#gone(f, ended) }, REASON_GRACE_MS).unref()
+        else this.#gone(f, ended)
       }
     }
-    for (let i = 0; i < Math.min(CHECKS_AT_ONCE, sessions.length); i++) run().catch(noop)
+    // run() cannot reject: every await in it is caught, and callbacks and listeners are guarded.
+    for (let i = 0; i < Math.min(CHECKS_AT_ONCE, sessions.length); i++) run()
   }
 
-  /** A check found the session ended: its callbacks, and the event for whoever listens. */
+  /** A check found the session (followed still: a drop clears the grace timer) ended: its callbacks, and the event for whoever listens. */
   #gone (f: Followed, reason: RevokedReason): void {
-    if (this.#followed.get(f.state.id) !== f) return
     this.#end(f, reason)
     const events = this.#events
     if (events?.listening('revoked') === true) events.emit('revoked', { id: f.state.id, userId: f.state.userId, at: this.#clock(), reason })

@@ -501,7 +501,8 @@ t.test('the JSON API answers bad tokens, bad bodies and unknown routes with JSON
   t.equal((await api(app, 'GET', '/api/me', { token })).json().user, 'alice', 'the good token still works')
 })
 
-t.test('an internal error on the API is a generic JSON 500, logged, without its details', async (t) => {
+/** The example app whose clock throws once it is built: every request then fails inside the plugin. */
+async function brokenClock (): Promise<{ app: Awaited<ReturnType<typeof example>>, sink: ReturnType<typeof logSink> }> {
   let broken = false
   const sink = logSink('error')
   const app = await example({
@@ -512,6 +513,11 @@ t.test('an internal error on the API is a generic JSON 500, logged, without its 
     }
   })
   broken = true
+  return { app, sink }
+}
+
+t.test('an internal error on the API is a generic JSON 500, logged, without its details', async (t) => {
+  const { app, sink } = await brokenClock()
   const res = await api(app, 'POST', '/api/login', { json: { name: 'bob' } })
   t.equal(res.statusCode, 500)
   t.same(res.json(), { statusCode: 500, message: 'Something went wrong on our side' })
@@ -558,16 +564,7 @@ t.test('pages carry security headers; unknown pages get an HTML 404', async (t) 
 })
 
 t.test('an internal error is a generic 500 page, logged, without its details', async (t) => {
-  let broken = false
-  const sink = logSink('error')
-  const app = await example({
-    logger: sink.logger,
-    clock: () => {
-      if (broken) throw new Error('the clock broke: internal detail')
-      return Date.now()
-    }
-  })
-  broken = true
+  const { app, sink } = await brokenClock()
   const res = await request(device(app, 'D'), 'POST', '/login', 'name=bob')
   t.equal(res.statusCode, 500)
   t.match(res.body, '<h1>Something went wrong on our side</h1>')

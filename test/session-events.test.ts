@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { MemoryStore } from '../lib/index.js'
-import { buildApp, cookieOf, delegate, logSink } from './helpers/app.js'
+import { buildApp, cookieOf, delegate, logSink, testClock } from './helpers/app.js'
 import { redisServer } from './helpers/redis.js'
 
 // Lifecycle events (`app.sessions.on` / `off`) and `onRevoked` on one instance: what each event
@@ -184,4 +184,42 @@ t.test('getAll leaves out what a store returns past its deadline', async (t) => 
   await app.inject({ method: 'POST', url: '/login', payload: { user: 'pia' } })
   const second = await app.inject({ method: 'POST', url: '/login', payload: { user: 'pia' } })
   t.same((await app.sessions.getAll('pia')).map((s) => s.id), [second.json().id])
+})
+
+t.test('a session no longer followed when its check returns is left alone; one gone before its known deadline ends as unknown', async (t) => {
+  const clock = testClock()
+  const memory = new MemoryStore({}, { clock: clock.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
+  t.teardown(() => memory.close())
+  let slow = false
+  const store = delegate(memory, {
+    get: async (id) => {
+      if (slow) await delay(100)
+      return await memory.get(id)
+    }
+  })
+  const ended: string[] = []
+  const stops: Array<() => void> = []
+  // ttl 1 s on a clock that does not move: the timer fires after a second of real time, before the deadline the clock knows.
+  const app = await buildApp({ store, clock: clock.now, ttl: 1 }, false, (app) => {
+    app.post('/watch', async (req) => {
+      stops.push(req.session.onRevoked((reason) => { ended.push(reason) }))
+      return { id: req.session.id }
+    })
+  })
+  t.teardown(() => app.close())
+  const first = await app.inject({ method: 'POST', url: '/login', payload: { user: 'quinn' } })
+  slow = true
+  await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(first) as string } })
+  ;(stops[0] as () => void)() // while its first check waits for the store
+  await delay(200)
+  t.same(ended, [], 'stopped: its check changed nothing')
+  slow = false
+
+  const second = await app.inject({ method: 'POST', url: '/login', payload: { user: 'quinn' } })
+  await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(second) as string } })
+  await delay(50)
+  // Deleted behind the plugin's back (no announcement): the timer's check finds it gone before its deadline.
+  t.equal(await memory.delete(second.json().id), true)
+  for (let i = 0; i < 300 && ended.length === 0; i++) await delay(10)
+  t.same(ended, ['unknown'], 'not expired: gone, nobody said why')
 })
