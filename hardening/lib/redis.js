@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { freePort, HOST, track } from './procs.js'
@@ -126,6 +127,24 @@ export async function clusterRoles (port) {
   return roles
 }
 
+function portFree (port) {
+  return new Promise((resolve) => {
+    const server = createServer().on('error', () => resolve(false))
+    server.listen(port, HOST, () => server.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A port for a cluster node whose bus port (+10000) is free too, both below the kernel's
+ * ephemeral range (32768 and up), where a client connection could take the bus port first.
+ */
+async function freeClusterPort () {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 2_700)
+    if (await portFree(port) && await portFree(port + 10_000)) return port
+  }
+}
+
 /**
  * A Redis Cluster of 3 masters with a replica each on loopback ports, every replica in sync.
  * Resolves `{ nodes, crash(port), start(port), roles(), close() }`.
@@ -133,8 +152,7 @@ export async function clusterRoles (port) {
 export async function startCluster () {
   const servers = new Map()
   for (let i = 0; i < 6; i++) {
-    let port
-    do port = await freePort(); while (port > 55_000)
+    const port = await freeClusterPort()
     const dir = mkdtempSync(join(tmpdir(), 'fus-hardening-cluster-'))
     servers.set(port, { dir, child: await spawnNode(port, dir) })
   }

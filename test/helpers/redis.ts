@@ -82,16 +82,22 @@ function freePort (): Promise<number> {
   })
 }
 
-/** A port whose cluster bus port (+10000) is free as well. */
+function portFree (port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const server = createServer().on('error', () => resolve(false))
+    server.listen(port, HOST, () => server.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A port for a cluster node whose cluster bus port (+10000) is free as well, both below the
+ * kernel's ephemeral range (32768 and up on Linux): a port the OS hands out to some client
+ * connection in between could otherwise take the bus port before the node binds it.
+ */
 async function freeClusterPort (): Promise<number> {
   for (;;) {
-    const port = await freePort()
-    if (port > 55_000) continue
-    const bus = await new Promise<boolean>((resolve) => {
-      const server = createServer().on('error', () => resolve(false))
-      server.listen(port + 10_000, HOST, () => server.close(() => resolve(true)))
-    })
-    if (bus) return port
+    const port = 20_000 + Math.floor(Math.random() * 2_700)
+    if (await portFree(port) && await portFree(port + 10_000)) return port
   }
 }
 
