@@ -98,12 +98,18 @@ export class SessionCore {
 
   /**
    * The settings of a loaded session, when they are readable and its credential came the way
-   * the session travels (a cookie value is no bearer token, nor the reverse); else undefined.
+   * the session travels (a cookie value is no bearer token, nor the reverse; `bearer`
+   * undefined: either way, as for `authenticate`); else undefined.
    */
-  policyFor (encoded: string | undefined, bearer: boolean): Policy | undefined {
-    if (encoded === undefined) return bearer ? undefined : DEFAULT_POLICY
+  policyFor (encoded: string | undefined, bearer: boolean | undefined): Policy | undefined {
+    if (encoded === undefined) return bearer === true ? undefined : DEFAULT_POLICY
     const policy = decodePolicy(encoded)
-    return policy !== undefined && (policy.transport === 'bearer') === bearer ? policy : undefined
+    return policy !== undefined && (bearer === undefined || (policy.transport === 'bearer') === bearer) ? policy : undefined
+  }
+
+  /** What a record shows of a session's settings: its transport, its cookie's persistence, its timeouts in seconds. */
+  settingsOf (policy: Policy): { transport: Policy['transport'], persistent: boolean, ttl: number, absoluteTtl: number } {
+    return { transport: policy.transport, persistent: policy.persistent, ttl: this.ttlOf(policy) / 1000, absoluteTtl: this.absoluteTtlOf(policy) / 1000 }
   }
 
   /** Where the request came from, for a devices page; nothing when `trackClient` is off. */

@@ -37,7 +37,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   })
   const core = new SessionCore(opts)
   const backend = backendFor(core, store, fastify.log)
-  const watcher = new Watcher(backend.bus, async (state) => await backend.alive(state), opts.clock, fastify.log)
+  const watcher = new Watcher(backend.bus, (state) => backend.alive(state), opts.clock, fastify.log)
   const events = new SessionEventEmitter(fastify.log, (listening) => { watcher.listening(listening) })
   watcher.hear(events)
   core.attach(events, watcher)

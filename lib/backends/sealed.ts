@@ -5,7 +5,7 @@ import { announce } from '../bus/announce.js'
 import type { Revocation, RevocationBus } from '../bus/bus.js'
 import { localBus } from '../bus/local.js'
 import { isSessionId, newSessionId, ownerKeyOf, userIdOf, userKey } from '../ids.js'
-import { decodePolicy, encodePolicy, type Policy } from '../policy.js'
+import { encodePolicy, type Policy } from '../policy.js'
 import { withStoreErrors } from '../store-errors.js'
 import type { SessionRecord } from '../user-sessions.js'
 import type { RevocationStore, StatelessStore } from '../stores/store.js'
@@ -61,7 +61,7 @@ export class SealedBackend implements Backend<SealedState> {
     if (opened === undefined) return core.reject(log, 'bad seal')
     const s = opened.session
     // A sealing store carries no bearer tokens (the plugin refuses `bearer: true` with one).
-    const policy = bearer === undefined ? decodePolicy(s.policy) : core.policyFor(s.policy, bearer)
+    const policy = core.policyFor(s.policy, bearer)
     if (policy === undefined) return core.reject(log, 'unreadable settings')
     const now = core.now()
     // Revocations are kept for the app's absoluteTtl: no sealed session may outlive it.
@@ -95,7 +95,6 @@ export class SealedBackend implements Backend<SealedState> {
 
   /** What the cookie says; a sealed session keeps no client address. */
   record (state: SealedState, policy: Policy): SessionRecord {
-    const core = this.core
     return {
       id: state.id,
       userId: state.userId,
@@ -106,10 +105,7 @@ export class SealedBackend implements Backend<SealedState> {
       authenticatedAt: state.authenticatedAt,
       ip: undefined,
       userAgent: undefined,
-      transport: policy.transport,
-      persistent: policy.persistent,
-      ttl: core.ttlOf(policy) / 1000,
-      absoluteTtl: core.absoluteTtlOf(policy) / 1000
+      ...this.core.settingsOf(policy)
     }
   }
 

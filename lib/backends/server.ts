@@ -31,10 +31,7 @@ function toRecord (s: StoredSession, policy: Policy, core: SessionCore): Session
     authenticatedAt: s.authenticatedAt,
     ip: s.ip,
     userAgent: s.userAgent,
-    transport: policy.transport,
-    persistent: policy.persistent,
-    ttl: core.ttlOf(policy) / 1000,
-    absoluteTtl: core.absoluteTtlOf(policy) / 1000
+    ...core.settingsOf(policy)
   }
 }
 
@@ -51,8 +48,9 @@ export class ServerBackend implements Backend<StoredSession> {
     this.core = core
     this.#store = store
     this.#log = log
-    this.#storeAnnounces = store.bus !== undefined
-    this.bus = store.bus ?? localBus(store, log)
+    const own = store.bus
+    this.#storeAnnounces = own !== undefined
+    this.bus = own ?? localBus(store, log)
   }
 
   #announce (sessionId: string, userId: string | undefined, reason: RevocationReason): void {
@@ -71,7 +69,7 @@ export class ServerBackend implements Backend<StoredSession> {
     }
     if (record === undefined || record.expiresAt <= core.now()) return core.reject(log, 'unknown or expired')
     if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
-    const policy = bearer === undefined ? decodePolicy(record.policy) : core.policyFor(record.policy, bearer)
+    const policy = core.policyFor(record.policy, bearer)
     if (policy === undefined) return core.reject(log, 'other transport or unreadable settings')
     return { kind: 'loaded', state: record, secret: token.secret, renew: false, policy }
   }

@@ -1,4 +1,4 @@
-import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../ids.js'
 import type { Revocation, RevocationReason } from './bus.js'
 
 // A revocation on the wire: compact JSON with one-letter keys, `{"i":[ids],"u":userId,
@@ -73,9 +73,8 @@ export function decode (text: string): Revocation | undefined {
  */
 export function fitted (revocation: Revocation, maxBytes: number): Revocation {
   if (Buffer.byteLength(encode(revocation), 'utf8') <= maxBytes) return revocation
-  const owner = revocation.userId === undefined ? ownerKeyOf(revocation.ids[0] ?? '') : userKey(revocation.userId)
-  if (owner === undefined) return revocation
-  const userId = revocation.userId ?? Buffer.from(owner, 'base64url').toString('utf8')
+  const userId = revocation.userId ?? userIdOf(revocation.ids[0] ?? '')
+  if (userId === undefined) return revocation
   const wide: Revocation = { ids: [], userId, except: revocation.except ?? [], reason: revocation.reason, at: revocation.at }
   if (Buffer.byteLength(encode(wide), 'utf8') <= maxBytes) return wide
   return { ids: [], userId, reason: revocation.reason, at: revocation.at }

@@ -4,7 +4,7 @@ import { announce } from '../bus/announce.js'
 import { RedisBus } from '../bus/redis.js'
 import { fail, redisOptions } from '../check.js'
 import { FST_SESSION_USER_ID_INVALID } from '../errors.js'
-import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
+import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../ids.js'
 import { parseValue } from '../json.js'
 import { RedisConnection } from './redis-connection.js'
 import { revocationWrites, type RevocationWrites } from './redis-replicated.js'
@@ -151,9 +151,7 @@ export class RedisStore implements SessionStore {
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
     const fields = await this.#redis.call(() => this.#redis.send('hgetall', [this.#keys(id).key])) as Record<string, string>
-    const owner = ownerKeyOf(id)
-    const userId = owner === undefined ? undefined : Buffer.from(owner, 'base64url').toString('utf8')
-    return this.#toStored(id, userId, fields, this.#clock())
+    return this.#toStored(id, userIdOf(id), fields, this.#clock())
   }
 
   async insert (session: StoredSession): Promise<boolean> {
