@@ -1,10 +1,10 @@
-import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger } from './check.js'
+import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger } from './util/check.js'
 import { FST_SESSION_SECRET_INVALID } from './errors.js'
 import type { CookieStoreOptions } from './stores/cookie.js'
 import type { ExpressStoreOptions } from './stores/express.js'
 import type { MemoryStoreOptions } from './stores/memory.js'
-import type { PostgresStoreOptions } from './stores/postgres.js'
-import type { RedisStoreOptions } from './stores/redis.js'
+import type { PostgresStoreOptions } from './stores/postgres/store.js'
+import type { RedisStoreOptions } from './stores/redis/store.js'
 import type { SessionStore, StatelessStore } from './stores/store.js'
 
 export interface SessionCookieOptions {

@@ -46,7 +46,7 @@ export class Ids {
 /** A stored session as the plugin makes one, holding a small object (`data`, `{ counter }` by default). */
 export function record (ids, { userKey, userId, counter = 1, data = { counter }, now = Date.now() } = {}) {
   return {
-    // Concatenated, as lib/ids.ts's newSessionId builds a user's session id.
+    // Concatenated, as lib/crypto/ids.ts's newSessionId builds a user's session id.
     id: userKey === undefined ? ids.random() : userKey + '.' + ids.random(),
     secretHash: ids.hash(),
     userId,

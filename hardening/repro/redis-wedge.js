@@ -1,7 +1,7 @@
 // Reproduction of finding 1 (hardening/RESULTS.md): the Redis store's own client stops
 // answering for good once redis-server goes down while an auto-pipelined batch awaits its reply.
 //   node hardening/repro/redis-wedge.js [--no-autopipelining] [--cycles N]
-// An ioredis client with the options lib/stores/redis-connection.ts gives the client it makes
+// An ioredis client with the options lib/redis/connection.ts gives the client it makes
 // for `storeOptions.url` keeps 200 commands in flight; redis-server is killed (SIGKILL) and
 // started again on the same port, up to N times (default 10). After each restart, once the
 // client is 'ready', one GET must be answered within 3 s. Exit 1 at the first restart after

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { SessionCore } from '../core.js'
+import type { SessionCore } from './core.js'
 import type { RevocationBus } from '../bus/bus.js'
-import type { Policy } from '../policy.js'
-import type { SessionRecord } from '../user-sessions.js'
+import type { Policy } from './policy.js'
+import type { SessionRecord } from '../session/user-sessions.js'
 
 // The one internal interface behind `request.session` and `app.sessions`. Which kind of
 // store the app uses (server-side, or sealed into the cookie) is decided once, at register(),
@@ -20,7 +20,7 @@ export interface SessionState {
   /** The effective deadline: the earlier of the idle and the absolute one. */
   readonly expiresAt: number
   readonly authenticatedAt: number | undefined
-  /** Its own settings from `login()`, encoded (lib/policy.ts); undefined: the app's. */
+  /** Its own settings from `login()`, encoded (lib/backends/policy.ts); undefined: the app's. */
   readonly policy?: string | undefined
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { fail } from '../check.js'
-import type { SessionCore } from '../core.js'
+import { fail } from '../util/check.js'
+import type { SessionCore } from './core.js'
 import { isStateless, type SessionStore, type StatelessStore } from '../stores/store.js'
 import type { Backend } from './backend.js'
 import { SealedBackend } from './sealed.js'

@@ -1,4 +1,4 @@
-import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../ids.js'
+import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../crypto/ids.js'
 import type { Revocation, RevocationReason } from './bus.js'
 
 // A revocation on the wire: compact JSON with one-letter keys, `{"i":[ids],"u":userId,

@@ -1,14 +1,14 @@
-import { pickAead, type AeadName } from '../aead.js'
-import { knownKeys, optionsObject } from '../check.js'
+import { pickAead, type AeadName } from '../crypto/aead.js'
+import { knownKeys, optionsObject } from '../util/check.js'
 import { FST_SESSION_SECRET_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
-import { isSessionId, ownerKeyOf, userKey } from '../ids.js'
-import { parseValue } from '../json.js'
-import { Sealer } from '../seal.js'
-import { resolveRevocation, type RevocationOption } from './revocation.js'
+import { isSessionId, ownerKeyOf, userKey } from '../crypto/ids.js'
+import { parseValue } from '../util/json.js'
+import { Sealer } from '../crypto/seal.js'
+import { resolveRevocation, type RevocationOption } from './revocation/memory.js'
 import type { RevocationStore, SealedSession, StatelessStore, StoreContext } from './store.js'
 
 // The cookie store, after Plug.Session's `:cookie`: the whole session travels in the cookie,
-// sealed (lib/seal.ts), as a JSON array:
+// sealed (lib/crypto/seal.ts), as a JSON array:
 //
 //   [id, userId | null, createdAt, expiresAt, absoluteAt, authenticatedAt | null, generation, data, policy?]
 //

@@ -1,7 +1,7 @@
-import { DEFAULT_TIMEOUT_MS, knownKeys, optionsObject, positiveInteger } from '../check.js'
+import { DEFAULT_TIMEOUT_MS, knownKeys, optionsObject, positiveInteger } from '../util/check.js'
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
-import { ownerKeyOf, userKey } from '../ids.js'
-import { parseData } from '../json.js'
+import { ownerKeyOf, userKey } from '../crypto/ids.js'
+import { parseData } from '../util/json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
 // An adapter that lets a connect-style store (connect-redis, connect-pg-simple, connect-mongo,

@@ -2,8 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { announce } from '../bus/announce.js'
 import type { Revocation } from '../bus/bus.js'
 import { MemoryBus } from '../bus/memory.js'
-import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../check.js'
-import { parseData } from '../json.js'
+import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../util/check.js'
+import { parseData } from '../util/json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
 // The in-memory store, after Plug.Session's ETS store: a named table shared by every

@@ -1,7 +1,7 @@
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BusSubscriber, Revocation } from '../../lib/bus/bus.js'
-import { newSessionId } from '../../lib/ids.js'
+import { newSessionId } from '../../lib/crypto/ids.js'
 
 // What the bus tests share: a real pino logger whose lines are kept, and a subscriber that
 // records what it hears and lets a test wait for the next message or resync.

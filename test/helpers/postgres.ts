@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { createPostgresTable, type PostgresStoreOptions, type StoreContext, type StoredSession } from '../../lib/index.js'
-import { hashSecret, newSecret, newSessionId } from '../../lib/ids.js'
+import { hashSecret, newSecret, newSessionId } from '../../lib/crypto/ids.js'
 
 // The PostgreSQL tests run against a real server: PG_URL or DATABASE_URL, else the local
 // default. Each test file works in its own schema, created here and dropped at teardown.

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict'
+import { cases, type Fixture } from './cases.js'
+import { HOUR, nullProto, silentLog } from './shared.js'
+import { hashSecret, newSecret, newSessionId } from '../crypto/ids.js'
+import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../stores/store.js'
+
+// One suite for every session store, after undici's cacheStoreTests(Store): the built-in
+// stores run it, and so can anyone who writes a store, with any test runner:
+//
+//   import { test } from 'node:test'
+//   import { runConformance } from 'fastify-user-sessions/conformance'
+//   runConformance(test, { createStore: (context) => new MyStore(context) })
+//
+// Beside it, the suites of the other contracts: runStatelessConformance (stateless.ts)
+// and runRevocationConformance (revocation.ts).
+
+export interface ConformanceOptions {
+  /**
+   * Builds a fresh, empty store for one case, on the case's `context` (its clock starts at the
+   * current time and only moves forward). `name` is unique per case: use it to keep the cases
+   * of a shared backend apart (a key prefix, say). The suite closes the store after the case.
+   */
+  createStore: (context: StoreContext, name: string) => SessionStore | Promise<SessionStore>
+  /** The raw contents of the store as text, to check that no cookie secret is kept. @default undefined (not checked) */
+  dump?: (store: SessionStore, name: string) => Promise<string>
+  /** Sessions of the user in the large-user case. @default 3000 */
+  manySessions?: number
+}
+
+export interface ConformanceCase {
+  /** Unique, short, usable in a key prefix. */
+  name: string
+  /** What the case proves. */
+  title: string
+  run: () => Promise<void>
+}
+
+export type TestFunction = (title: string, fn: () => Promise<void>) => unknown
+
+async function withFixture (options: ConformanceOptions, name: string, maxSessionsPerUser: number,
+  fn: (f: Fixture) => Promise<void>): Promise<void> {
+  let time = Date.now()
+  const now = (): number => time
+  const store = await options.createStore({ clock: now, log: silentLog, maxSessionsPerUser }, name)
+  const make = (userId?: string, changes: Partial<StoredSession> = {}): { record: StoredSession, secret: string } => {
+    const secret = newSecret()
+    const record: StoredSession = {
+      id: newSessionId(userId),
+      secretHash: hashSecret(secret),
+      userId,
+      data: { n: 1 },
+      createdAt: time,
+      lastSeenAt: time,
+      expiresAt: time + HOUR,
+      authenticatedAt: userId === undefined ? undefined : time,
+      ip: '203.0.113.7',
+      userAgent: 'conformance/1.0',
+      policy: undefined,
+      ...changes
+    }
+    return { record, secret }
+  }
+  const add = async (userId?: string, changes?: Partial<StoredSession>): Promise<StoredSession> => {
+    const { record } = make(userId, changes)
+    assert.equal(await store.insert(record), true, 'insert of a new id')
+    return record
+  }
+  const patch = (changes: Partial<SessionPatch> = {}): SessionPatch =>
+    ({ clear: false, set: nullProto(), unset: [], lastSeenAt: time, ...changes })
+  try {
+    await fn({ store, now, tick: (ms) => { time += ms }, make, add, patch })
+  } finally {
+    await store.close?.()
+  }
+}
+
+/** The cases, each with its own store, for any test runner. */
+export function conformanceCases (options: ConformanceOptions): ConformanceCase[] {
+  return cases.map(([name, title, body, max = 100]) => ({
+    name,
+    title,
+    run: () => withFixture(options, name, max, (f) => body(f, options, name))
+  }))
+}
+
+/** Registers every case with `test(title, fn)`: node:test's `test`, `(title, fn) => t.test(title, fn)` in tap, mocha's `it`... */
+export function runConformance (test: TestFunction, options: ConformanceOptions): void {
+  for (const c of conformanceCases(options)) test(c.title, c.run)
+}
+
+export { runStatelessConformance, statelessConformanceCases, type StatelessConformanceOptions } from './stateless.js'
+export { runRevocationConformance, revocationConformanceCases, type RevocationConformanceOptions } from './revocation.js'

@@ -1,0 +1,519 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Backend, Issued, LoadResult, SessionState } from '../backends/backend.js'
+import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverrides } from './cookie-overrides.js'
+import type { SessionCore } from '../backends/core.js'
+import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from '../errors.js'
+import { newSessionId, normalizeUserId } from '../crypto/ids.js'
+import type { RevokedReason } from './events.js'
+import { DEFAULT_POLICY, loginPolicy, type LoginOptions, type Policy } from '../backends/policy.js'
+import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from './data.js'
+import { storeError, withStoreErrors } from '../backends/store-errors.js'
+
+interface Changes {
+  clear: boolean
+  set: Record<string, unknown>
+  unset: Set<string>
+}
+
+/**
+ * `request.session`. Lazy: nothing is stored and no cookie is sent until something is written.
+ * Changes are kept as a patch and applied atomically by the store when the response is sent
+ * (or on `save()`), so concurrent requests that change different keys both keep their change.
+ */
+/**
+ * What a response does to the session, after Plug.Session's `before_send`: write pending
+ * changes (then send or expire the cookie as the write leaves it), send the cookie again
+ * without a write (a new credential, a rotated key), expire it, or nothing (the common read).
+ */
+type Outcome = 'write' | 'renew' | 'drop' | 'none'
+
+/** A session created by the first write of an anonymous session on a bearer request travels as a token too. */
+const BEARER: Policy = Object.freeze({ ...DEFAULT_POLICY, transport: 'bearer' as const })
+
+export class Session {
+  readonly #backend: Backend
+  readonly #core: SessionCore
+  readonly #request: FastifyRequest
+  /** The session as stored (or sealed) when it was loaded or last written; undefined until it is first stored. */
+  #state: SessionState | undefined
+  /** The id shown by `id` before the session is first stored. */
+  #id: string | undefined
+  #secret = ''
+  /** Its own settings (login()'s lifetimes, its transport); the app's until then. */
+  #policy: Policy = DEFAULT_POLICY
+  /** The request came with a bearer token: its response never sets the session cookie. */
+  readonly #bearerRequest: boolean
+  /** The request came with a session cookie (live or not). */
+  readonly #hadCookie: boolean
+  /** The credential was issued by this request (login, regenerate, first write): `token` shows it. */
+  #issued = false
+  #data: Record<string, unknown>
+  #changes: Changes | undefined
+  /** The cookie goes out on this response. */
+  #resend = false
+  /** The cookie the request carried is to be expired. */
+  #expire = false
+  #touched = false
+  #error: Error | undefined
+  #committed = false
+  /** The cookie value for the current state and data, once made. */
+  #cookie: string | undefined
+  /** The JSON of values as the app last saw them (objects it got, values it set), so that `set` tells a change even after a value was mutated in place. */
+  #seen: Map<string, string> | undefined
+  #cookieOverrides: CookieAttributeOverrides | undefined
+
+  /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
+  constructor (backend: Backend, request: FastifyRequest, start: LoadResult, bearer = false) {
+    this.#backend = backend
+    this.#core = backend.core
+    this.#request = request
+    this.#bearerRequest = bearer
+    this.#hadCookie = !bearer && start.kind !== 'none'
+    this.#data = emptyData()
+    switch (start.kind) {
+      case 'rejected':
+        this.#expire = !bearer
+        break
+      case 'unavailable':
+        this.#error = start.error
+        break
+      case 'loaded':
+        this.#state = start.state
+        this.#secret = start.secret
+        this.#policy = start.policy
+        this.#data = Object.assign(this.#data, start.state.data)
+        this.#resend = start.renew
+        break
+      default:
+        nothing(start.kind)
+    }
+  }
+
+  #available (): void {
+    if (this.#error !== undefined) throw this.#error
+  }
+
+  /** The public handle of this session: safe to show on a devices page and to pass to `app.sessions.delete`. */
+  get id (): string {
+    this.#available()
+    return this.#state?.id ?? (this.#id ??= newSessionId(undefined))
+  }
+
+  /** The user this session is bound to by `login()`; undefined for an anonymous session. */
+  get userId (): string | undefined {
+    this.#available()
+    return this.#state?.userId
+  }
+
+  /** Milliseconds since the epoch; undefined until the session is stored. */
+  get createdAt (): number | undefined {
+    this.#available()
+    return this.#state?.createdAt
+  }
+
+  /** When the store last saw the session written (or, for the memory store, read); ms since the epoch. */
+  get lastSeenAt (): number | undefined {
+    this.#available()
+    return this.#state?.lastSeenAt
+  }
+
+  /** The effective deadline (idle or absolute, the earlier), in milliseconds since the epoch. */
+  get expiresAt (): number | undefined {
+    this.#available()
+    return this.#state?.expiresAt
+  }
+
+  /** When `login()` bound this session to its user, in milliseconds since the epoch. */
+  get authenticatedAt (): number | undefined {
+    this.#available()
+    return this.#state?.authenticatedAt
+  }
+
+  /**
+   * The bearer token of a session that travels as one (`login(id, { transport: 'bearer' })`),
+   * on the response that issued it only: hand it to the client once. Never stored, never logged;
+   * undefined otherwise. A session first stored when the response is sent shows it after `save()`.
+   */
+  get token (): string | undefined {
+    this.#available()
+    const state = this.#state
+    if (state === undefined || !this.#issued || this.#policy.transport !== 'bearer') return undefined
+    return this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
+  }
+
+  /** True until the session is stored. */
+  get isNew (): boolean {
+    this.#available()
+    return this.#state === undefined
+  }
+
+  get<K extends SessionKey> (key: K): SessionValue<K> | undefined {
+    this.#available()
+    if (!Object.hasOwn(this.#data, key)) return undefined
+    const value = this.#data[key]
+    this.#see(key, value)
+    return value as SessionValue<K>
+  }
+
+  /** Before an object is handed out (and may be mutated in place), remember its JSON. */
+  #see (key: string, value: unknown): void {
+    if (typeof value !== 'object' || value === null) return
+    this.#seen ??= new Map()
+    if (!this.#seen.has(key)) this.#seen.set(key, JSON.stringify(value))
+  }
+
+  has (key: SessionKey): boolean {
+    this.#available()
+    return Object.hasOwn(this.#data, key)
+  }
+
+  /**
+   * Sets a JSON-compatible value; `undefined` deletes the key. Call it again after mutating a value in place.
+   * A value equal as JSON to the current one is no change: nothing is written, no cookie is sent.
+   */
+  set<K extends SessionKey> (key: K, value: SessionValue<K>): this {
+    this.#available()
+    checkKey(key)
+    if (value === undefined) return this.delete(key)
+    const json = checkValue(key, value)
+    const unchanged = Object.hasOwn(this.#data, key) && (this.#seen?.get(key) ?? JSON.stringify(this.#data[key])) === json
+    this.#data[key] = value
+    // Only an object can change in place behind the session's back; a primitive is its own JSON.
+    if (typeof value === 'object' && value !== null) {
+      this.#seen ??= new Map()
+      this.#seen.set(key, json)
+    } else {
+      this.#seen?.delete(key)
+    }
+    if (unchanged) return this
+    this.#cookie = undefined
+    const changes = this.#pending()
+    changes.set[key] = value
+    changes.unset.delete(key)
+    return this
+  }
+
+  /** Deleting a key the session does not hold is no change. */
+  delete (key: SessionKey): this {
+    this.#available()
+    checkKey(key)
+    if (!Object.hasOwn(this.#data, key)) return this
+    delete this.#data[key]
+    this.#seen?.delete(key)
+    this.#cookie = undefined
+    const changes = this.#pending()
+    delete changes.set[key]
+    changes.unset.add(key)
+    return this
+  }
+
+  /** Removes every key. */
+  clear (): this {
+    this.#available()
+    this.#data = emptyData()
+    this.#seen = undefined
+    this.#cookie = undefined
+    this.#changes = { clear: true, set: emptyData(), unset: new Set() }
+    return this
+  }
+
+  /** A copy of the session data. */
+  toJSON (): Record<string, unknown> {
+    this.#available()
+    for (const key in this.#data) this.#see(key, this.#data[key])
+    return { ...this.#data }
+  }
+
+  /**
+   * Overrides attributes of the session cookie on this response, as `@fastify/secure-session`'s
+   * `options()` does (`@fastify/csrf-protection` calls it from `reply.generateCsrf(opts)`). Only
+   * overrides that make the cookie stricter are accepted (`secure: true`, `httpOnly: true`, a
+   * stricter `sameSite`, `priority`); `userInfo` is ignored; anything else throws
+   * `FST_SESSION_OPTION_INVALID`. Each call replaces the previous one; `undefined` resets.
+   * It sends no cookie by itself, and is not stored with the session.
+   */
+  options (opts: SessionCookieOverrides | undefined): this {
+    this.#available()
+    this.#cookieOverrides = cookieOverrides(opts, this.#core.options.cookie)
+    return this
+  }
+
+  /** Pushes the idle deadline back on this response, whatever `refreshFraction` says. */
+  touch (): this {
+    this.#available()
+    this.#touched = true
+    return this
+  }
+
+  /** True when the user logged in within the last `seconds`; for routes that want a recent login. */
+  isFresh (seconds: number): boolean {
+    this.#available()
+    if (!(typeof seconds === 'number' && seconds > 0)) {
+      throw new FST_SESSION_OPTION_INVALID('seconds', 'must be a positive number')
+    }
+    const at = this.#state?.authenticatedAt
+    return at !== undefined && this.#core.now() - at <= seconds * 1000
+  }
+
+  /** Throws `FST_SESSION_NOT_FRESH` (401) unless the user logged in within the last `seconds`. */
+  requireFresh (seconds: number): void {
+    if (!this.isFresh(seconds)) throw new FST_SESSION_NOT_FRESH()
+  }
+
+  #pending (): Changes {
+    this.#changes ??= { clear: false, set: emptyData(), unset: new Set() }
+    return this.#changes
+  }
+
+  /** Replaces the stored session with a new one holding `data`; the old id stops working at once. */
+  async #replace (userId: string | undefined, data: Record<string, unknown>, createdAt: number,
+    authenticatedAt: number | undefined, policy: Policy): Promise<void> {
+    const backend = this.#backend
+    const old = this.#state
+    const issued = await backend.create(this.#request, { id: undefined, userId, data: { ...data }, createdAt, authenticatedAt, policy })
+    if (old !== undefined) {
+      try {
+        await backend.drop(old, 'replaced')
+      } catch (err) {
+        // The new session exists; the old one must not outlive the switch. Undo and report.
+        await backend.drop(issued.state, 'replaced').catch(() => {})
+        throw storeError(err)
+      }
+    }
+    this.#adopt(issued, policy)
+    this.#data = Object.assign(emptyData(), data)
+  }
+
+  /** The session just created becomes this one: nothing pending, its cookie (or token) to be sent. */
+  #adopt (issued: Issued, policy: Policy): void {
+    this.#state = issued.state
+    this.#secret = issued.secret
+    this.#policy = policy
+    this.#issued = true
+    this.#changes = undefined
+    this.#touched = false
+    this.#cookie = undefined
+    this.#resend = true
+    this.#expire = false
+  }
+
+  /** The data of the keys in `keys` that the session holds. */
+  #pick (keys: readonly unknown[]): Record<string, unknown> {
+    const data = emptyData()
+    for (const key of keys) if (typeof key === 'string' && Object.hasOwn(this.#data, key)) data[key] = this.#data[key]
+    return data
+  }
+
+  /**
+   * A new id and secret (Plug's renew): call it on any privilege change. The old id stops working
+   * at once; the user binding stays. Without `keys`, all data is kept; with a list, only those keys
+   * (as `@fastify/session`'s `regenerate(ignoreFields)`, which @fastify/passport calls at login).
+   */
+  async regenerate (keys?: readonly string[]): Promise<void> {
+    this.#available()
+    if (keys !== undefined && !Array.isArray(keys)) throw new FST_SESSION_OPTION_INVALID('keys', 'must be a list of session keys')
+    const data = keys === undefined ? this.#data : this.#pick(keys)
+    const state = this.#state
+    if (state === undefined) {
+      this.#id = undefined
+      if (keys !== undefined) {
+        this.#data = data
+        if (this.#changes !== undefined) this.#changes = { clear: true, set: Object.assign(emptyData(), data), unset: new Set() }
+      }
+      return
+    }
+    await withStoreErrors(this.#replace(state.userId, data, state.createdAt, state.authenticatedAt, this.#policy))
+    this.#emit('regenerated', this.#state as SessionState, state.id)
+  }
+
+  /**
+   * Binds the session to a user: a new id and secret (the old id is deleted from the store),
+   * indexed under the user, with `authenticatedAt` set. Data is not carried over unless
+   * `keepData` says so, so that nothing planted before login (a CSRF secret, say) survives it.
+   * `persistent`, `ttl`, `absoluteTtl` and `transport` give this session settings of its own,
+   * kept with it (and by `regenerate()`); anything invalid throws `FST_SESSION_OPTION_INVALID`.
+   */
+  async login (userId: string | number, options: LoginOptions = {}): Promise<void> {
+    this.#available()
+    const id = normalizeUserId(userId)
+    const policy = loginPolicy(options, this.#core, this.#backend.maxAbsoluteTtl, this.#bearerRequest)
+    const keep = options.keepData ?? false
+    const data = keep === true ? this.#data : Array.isArray(keep) ? this.#pick(keep) : emptyData()
+    const now = this.#core.now()
+    const previous = this.#state?.id
+    await withStoreErrors(this.#replace(id, data, now, now, policy))
+    this.#emit('login', this.#state as SessionState, previous)
+  }
+
+  /** A lifecycle event, built only when this instance listens to it. */
+  #emit (event: 'created' | 'login' | 'regenerated' | 'destroyed', state: SessionState, previousId?: string): void {
+    const core = this.#core
+    const events = core.events
+    if (!events.listening(event)) return
+    const { ip, userAgent } = core.client(this.#request)
+    const payload = { id: state.id, userId: state.userId, at: core.now(), ip, userAgent }
+    events.emit(event, event === 'login' || event === 'regenerated' ? { ...payload, previousId } : payload)
+  }
+
+  /**
+   * Runs `callback` once, when this session ends anywhere: deleted by `app.sessions.delete` or
+   * `deleteAll` (on any instance sharing the store), `destroy()`, replaced by `login()` or
+   * `regenerate()`, evicted, or past its deadline. For a live connection (WebSocket, SSE) opened
+   * with this session: close it there. Returns the function that stops it (call it when the
+   * connection closes). The session must be stored (after `login()` or `save()`).
+   */
+  onRevoked (callback: (reason: RevokedReason) => void): () => void {
+    this.#available()
+    if (typeof callback !== 'function') throw new FST_SESSION_OPTION_INVALID('callback', 'must be a function')
+    const state = this.#state
+    if (state === undefined) throw new FST_SESSION_OPTION_INVALID('onRevoked', 'the session is not stored yet: call it after login() or save()')
+    return this.#core.watcher.follow(state, callback)
+  }
+
+  /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
+  async destroy (): Promise<void> {
+    this.#available()
+    const state = this.#state
+    if (state !== undefined) await withStoreErrors(this.#backend.drop(state, 'destroy'))
+    this.#expire ||= !this.#bearerRequest && (state !== undefined || this.#resend)
+    this.#forget()
+    if (state !== undefined) this.#emit('destroyed', state)
+  }
+
+  /** Back to a fresh anonymous session, nothing stored, nothing pending. */
+  #forget (): void {
+    this.#state = undefined
+    this.#id = undefined
+    this.#secret = ''
+    this.#policy = DEFAULT_POLICY
+    this.#issued = false
+    this.#data = emptyData()
+    this.#changes = undefined
+    this.#cookie = undefined
+    this.#resend = false
+    this.#touched = false
+  }
+
+  /**
+   * Writes pending changes now; the plugin calls it when the response is sent. Throws
+   * `FST_SESSION_REVOKED` when the session was deleted (by `deleteAll`, say) meanwhile:
+   * a revoked session is never brought back.
+   */
+  async save (): Promise<void> {
+    this.#available()
+    await withStoreErrors(this.#save())
+    // The cookie value is made now, so that one a browser would drop (a sealed session too large) fails here.
+    const state = this.#state
+    if (state !== undefined && this.#resend) this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
+  }
+
+  async #save (): Promise<void> {
+    const core = this.#core
+    const state = this.#state
+    const now = core.now()
+    if (state === undefined) {
+      if (this.#changes === undefined && !this.#touched) return
+      const policy = this.#bearerRequest ? BEARER : DEFAULT_POLICY
+      this.#adopt(await this.#backend.create(this.#request,
+        { id: this.#id, userId: undefined, data: { ...this.#data }, createdAt: now, authenticatedAt: undefined, policy }), policy)
+      this.#emit('created', this.#state as SessionState)
+      return
+    }
+    const deadline = core.deadline(state.createdAt, now, this.#policy)
+    const refresh = deadline > state.expiresAt && (this.#touched || this.#rollingDue(state, deadline))
+    const changes = this.#changes
+    if (changes === undefined && !refresh) return
+    const persisted = await this.#backend.persist(state,
+      changes === undefined ? undefined : { clear: changes.clear, set: changes.set, unset: [...changes.unset] },
+      this.#data, now, refresh ? deadline : undefined)
+    if (persisted === undefined) {
+      this.#forget()
+      this.#expire = true
+      throw new FST_SESSION_REVOKED()
+    }
+    this.#state = persisted.state
+    this.#changes = undefined
+    this.#touched = false
+    if (persisted.resend) {
+      this.#resend = true
+      this.#cookie = undefined
+    }
+  }
+
+  /** Rolling expiry: the deadline `deadline` is far enough past the stored one to be written. */
+  #rollingDue (state: SessionState, deadline: number): boolean {
+    const core = this.#core
+    return core.options.rolling && deadline - state.expiresAt >= core.refreshStepOf(this.#policy)
+  }
+
+  /** True when `#save` would write to the store (or, for a stateless store, seal again). */
+  #mustSave (): boolean {
+    if (this.#changes !== undefined || this.#touched) return true
+    const state = this.#state
+    return state !== undefined && this.#rollingDue(state, this.#core.deadline(state.createdAt, this.#core.now(), this.#policy))
+  }
+
+  #outcome (): Outcome {
+    if (this.#mustSave()) return 'write'
+    if (this.#state !== undefined) return this.#resend ? 'renew' : 'none'
+    return this.#expire ? 'drop' : 'none'
+  }
+
+  /**
+   * @internal Run once, from the plugin's onSend hook. Returns undefined unless there is
+   * something to write (the common read): the response goes on without a round through the
+   * microtask queue.
+   */
+  commit (reply: FastifyReply): Promise<void> | undefined {
+    // A 5xx reply saves nothing: the client was told the request failed (and after a failed
+    // save(), a second try during an outage would fail again and reach Fastify's own handler).
+    if (this.#committed || this.#error !== undefined || reply.statusCode >= 500) return undefined
+    this.#committed = true
+    const outcome = this.#outcome()
+    switch (outcome) {
+      case 'write':
+        return this.#write(reply)
+      case 'renew':
+        this.#renew(reply, this.#state as SessionState)
+        return undefined
+      case 'drop':
+        this.#core.clearCookie(reply)
+        return undefined
+      default:
+        return nothing(outcome)
+    }
+  }
+
+  async #write (reply: FastifyReply): Promise<void> {
+    try {
+      await this.#save()
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'FST_SESSION_REVOKED') throw storeError(err)
+      this.#request.log.info('session revoked while the request was in flight; its changes were discarded')
+    }
+    // What the write left: a cookie to send (new or refreshed), one to expire (revoked meanwhile), or neither.
+    const state = this.#state
+    if (state !== undefined) {
+      if (this.#resend) this.#renew(reply, state)
+    } else if (this.#expire) {
+      this.#core.clearCookie(reply)
+    }
+  }
+
+  #renew (reply: FastifyReply, state: SessionState): void {
+    const policy = this.#policy
+    if (policy.transport === 'bearer') {
+      // A token goes out in the app's response body, never in Set-Cookie; a cookie this request
+      // came with stood for the session the token replaced, and is expired.
+      if (this.#hadCookie) this.#core.clearCookie(reply)
+      return
+    }
+    this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
+    this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides, policy.persistent)
+  }
+}
+
+/** The case left when every other is handled: typed so that a new kind of outcome or load result fails to compile until handled. */
+function nothing (_kind: 'none'): undefined {
+  return undefined
+}

@@ -1,0 +1,240 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { announce } from '../../bus/announce.js'
+import { RedisBus } from '../../bus/redis.js'
+import { fail, redisOptions } from '../../util/check.js'
+import { FST_SESSION_USER_ID_INVALID } from '../../errors.js'
+import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../../crypto/ids.js'
+import { parseValue } from '../../util/json.js'
+import { RedisConnection } from '../../redis/connection.js'
+import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
+import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './scripts.js'
+import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
+
+// The Redis store. Every key of one user carries the hash tag `{<userKey>}`, so all of a
+// user's sessions and their index live on one slot and change together in one Lua script,
+// on a single Redis as on a Cluster. A read is one HGETALL; a write is one EVALSHA. See
+// scripts.ts for the layout.
+
+export interface RedisSerializer {
+  stringify: (value: unknown) => string
+  parse: (text: string) => unknown
+}
+
+export interface RedisStoreOptions {
+  /**
+   * An ioredis client or Cluster. The store never closes it. Every call is bounded by
+   * `timeout` whatever the client's options, and nothing is sent while it is not ready,
+   * so its offline queue stays empty. @default undefined
+   */
+  client?: Redis | Cluster
+  /** A Redis URL; the store makes its own client from it and closes it with the app. @default undefined */
+  url?: string
+  /** Prepended to every key; must not hold `{` or `}`. @default 'sess:' */
+  prefix?: string
+  /** Milliseconds a store call may wait for Redis (or for the connection) before it fails with a 503. @default 2000 */
+  timeout?: number
+  /** Turns each session data value into a string and back. @default JSON, read back with prototype-poisoning protection */
+  serializer?: RedisSerializer
+  /**
+   * Replicas that must acknowledge every revocation (`delete`, `deleteAll`, `destroy`, the old id
+   * at `login()` / `regenerate()`, evictions at the per-user cap) before it resolves: `WAIT`
+   * within `timeout`, else a `FST_SESSION_STORE_NOT_REPLICATED` 503. Data writes never wait.
+   * @default 0
+   */
+  waitForReplicas?: number
+}
+
+interface Keys {
+  /** The session hash. */
+  key: string
+  /** The user's index, for a bound session. */
+  index: string | undefined
+  /** The session's entry in the index: its random part. */
+  member: string
+}
+
+const OPTION_KEYS = ['client', 'url', 'prefix', 'timeout', 'serializer', 'waitForReplicas']
+const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
+
+function checkSerializer (serializer: unknown): RedisSerializer {
+  if (serializer === undefined) return JSON_SERIALIZER
+  if (serializer === null || typeof serializer !== 'object' ||
+    typeof (serializer as RedisSerializer).stringify !== 'function' || typeof (serializer as RedisSerializer).parse !== 'function') {
+    fail('storeOptions.serializer', 'must be an object with stringify and parse functions')
+  }
+  return serializer as RedisSerializer
+}
+
+export class RedisStore implements SessionStore {
+  readonly #redis: RedisConnection
+  readonly #revocations: RevocationWrites
+  /** The store's prefix; `#base` adds the client's own keyPrefix, for keys built inside scripts. */
+  readonly #prefix: string
+  readonly #base: string
+  readonly #serializer: RedisSerializer
+  readonly #clock: () => number
+  readonly #log: FastifyBaseLogger
+  readonly #maxPerUser: number
+  readonly #timeout: number
+  #bus: RedisBus | undefined
+
+  constructor (options: RedisStoreOptions, context: StoreContext) {
+    const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.', options, OPTION_KEYS)
+    this.#prefix = prefix
+    this.#serializer = checkSerializer(options.serializer)
+    this.#clock = context.clock
+    this.#log = context.log
+    this.#maxPerUser = context.maxSessionsPerUser
+    this.#timeout = timeout
+    const clientPrefix = (options.client as { options?: { keyPrefix?: unknown } } | undefined)?.options?.keyPrefix
+    if (typeof clientPrefix === 'string' && /[{}]/.test(clientPrefix)) {
+      fail('storeOptions.client', 'the client\'s keyPrefix must not hold { or }')
+    }
+    this.#base = (typeof clientPrefix === 'string' ? clientPrefix : '') + this.#prefix
+    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
+  }
+
+  /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
+  get client (): Redis | Cluster {
+    return this.#redis.client
+  }
+
+  /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
+  get bus (): RedisBus {
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
+    return this.#bus
+  }
+
+  #keys (id: string): Keys {
+    const dot = id.indexOf('.')
+    if (dot === -1) return { key: `${this.#prefix}s:{${id}}`, index: undefined, member: id }
+    const owner = id.slice(0, dot)
+    return { key: `${this.#prefix}s:{${owner}}${id.slice(dot)}`, index: `${this.#prefix}u:{${owner}}`, member: id.slice(dot + 1) }
+  }
+
+  /** The prefix of the session keys of one user, as seen by scripts (with the client's keyPrefix). */
+  #userBase (owner: string): string {
+    return `${this.#base}s:{${owner}}.`
+  }
+
+  #keyList (keys: Keys): string[] {
+    return keys.index === undefined ? [keys.key] : [keys.key, keys.index]
+  }
+
+  #toStored (id: string, userId: string | undefined, fields: Record<string, string>, now: number): StoredSession | undefined {
+    if (fields.e === undefined) return undefined
+    const expiresAt = Number(fields.e)
+    if (!(expiresAt > now)) return undefined
+    const data: Record<string, unknown> = {}
+    for (const field of Object.keys(fields)) {
+      if (!field.startsWith('d:')) continue
+      const key = field.slice(2)
+      if (key !== '__proto__') data[key] = this.#serializer.parse(fields[field] as string)
+    }
+    return {
+      id,
+      secretHash: fields.h as string,
+      userId,
+      data,
+      createdAt: Number(fields.c),
+      lastSeenAt: Number(fields.l),
+      expiresAt,
+      authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
+      ip: fields.i,
+      userAgent: fields.g,
+      policy: fields.o
+    }
+  }
+
+  async get (id: string): Promise<StoredSession | undefined> {
+    if (!isSessionId(id)) return undefined
+    const fields = await this.#redis.call(() => this.#redis.send('hgetall', [this.#keys(id).key])) as Record<string, string>
+    return this.#toStored(id, userIdOf(id), fields, this.#clock())
+  }
+
+  async insert (session: StoredSession): Promise<boolean> {
+    const { id, userId } = session
+    if (!isSessionId(id) || ownerKeyOf(id) !== (userId === undefined ? undefined : userKey(userId))) {
+      throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the key of its user')
+    }
+    const keys = this.#keys(id)
+    const fields: Array<string | number> = ['h', session.secretHash, 'c', session.createdAt,
+      'l', session.lastSeenAt, 'e', session.expiresAt]
+    if (session.authenticatedAt !== undefined) fields.push('a', session.authenticatedAt)
+    if (session.ip !== undefined) fields.push('i', session.ip)
+    if (session.userAgent !== undefined) fields.push('g', session.userAgent)
+    if (session.policy !== undefined) fields.push('o', session.policy)
+    for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
+    const base = keys.index === undefined ? '' : this.#userBase(ownerKeyOf(id) as string)
+    const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]
+    // Only a bound session can evict others: an anonymous insert is a plain data write.
+    const evicted = (keys.index === undefined
+      ? await this.#redis.run(INSERT, [keys.key], args)
+      : await this.#revocations.runMaybe(INSERT, this.#keyList(keys), args, (reply) => (reply as string[]).length > 0)) as -1 | string[]
+    if (evicted === -1) return false
+    if (evicted.length > 0) {
+      this.#log.debug({ evicted: evicted.length }, 'redis session store: a user at the cap lost their least recently used sessions')
+      this.#announce(userId as string, evicted, 'evicted')
+    }
+    return true
+  }
+
+  /** Tells every instance that sessions of `userId` (by their members) ended. */
+  #announce (userId: string, members: string[], reason: 'evicted' | 'deleteAll', except?: readonly string[]): void {
+    const owner = userKey(userId)
+    announce(this.bus, this.#log, { ids: members.map((m) => owner + '.' + m), userId, except, reason, at: this.#clock() })
+  }
+
+  async patch (id: string, patch: SessionPatch): Promise<boolean> {
+    if (!isSessionId(id)) return false
+    const keys = this.#keys(id)
+    const args: Array<string | number> = [this.#clock(), keys.member, patch.lastSeenAt, patch.expiresAt ?? '',
+      patch.clear ? 1 : 0, patch.unset.length]
+    for (const key of patch.unset) args.push('d:' + key)
+    for (const key of Object.keys(patch.set)) args.push('d:' + key, this.#serializer.stringify(patch.set[key]))
+    return await this.#redis.run(PATCH, this.#keyList(keys), args) === 1
+  }
+
+  async delete (id: string): Promise<boolean> {
+    if (!isSessionId(id)) return false
+    const keys = this.#keys(id)
+    return await this.#revocations.run(DELETE, this.#keyList(keys), [this.#clock(), keys.member]) === 1
+  }
+
+  async getAll (userId: string): Promise<StoredSession[]> {
+    const owner = userKey(userId)
+    const now = this.#clock()
+    const reply = await this.#redis.run(GET_ALL, [`${this.#prefix}u:{${owner}}`], [now, this.#userBase(owner)]) as Array<string | string[]>
+    const sessions: StoredSession[] = []
+    for (let i = 0; i < reply.length; i += 2) {
+      const pairs = reply[i + 1] as string[]
+      const fields: Record<string, string> = Object.create(null)
+      for (let j = 0; j < pairs.length; j += 2) fields[pairs[j] as string] = pairs[j + 1] as string
+      // The script returns live sessions only: their hash and index entry are written together.
+      sessions.push(this.#toStored(`${owner}.${reply[i] as string}`, userId, fields, now) as StoredSession)
+    }
+    return sessions
+  }
+
+  async deleteAll (userId: string, except: readonly string[]): Promise<number> {
+    const owner = userKey(userId)
+    const keep: string[] = []
+    for (const id of except) {
+      if (ownerKeyOf(id) === owner) keep.push(id.slice(owner.length + 1))
+    }
+    const deleted = await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as string[]
+    if (deleted.length > 0) this.#announce(userId, deleted, 'deleteAll', except)
+    return deleted.length
+  }
+
+  async close (): Promise<void> {
+    await this.#bus?.close()
+    await Promise.all([this.#redis.close(), this.#revocations.close()])
+  }
+}
+
+export function redisStore (options: RedisStoreOptions, context: StoreContext): RedisStore {
+  return new RedisStore(options, context)
+}

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+import { RedisBus } from '../../bus/redis.js'
+import { redisOptions } from '../../util/check.js'
+import { ownerKeyOf, userKey } from '../../crypto/ids.js'
+import { RedisConnection } from '../../redis/connection.js'
+import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
+import type { Script } from '../redis/scripts.js'
+import type { RevocationStore, StoreContext } from '../store.js'
+
+// Revocation in Redis, for the cookie store. Keys carry the hash tag of their user, so the
+// check of a user's session reads its two keys in one script on one slot, on a single Redis
+// as on a Cluster:
+//
+//   <prefix>rg:{<userKey>}           hash: g = generation, k:<id> = 1 for each id kept; PEXPIREAT
+//   <prefix>rd:{<userKey>}.<random>  a revoked session id of that user; PXAT its absolute deadline
+//   <prefix>rd:{<id>}                a revoked anonymous session id
+//
+// One round trip per request that carries a cookie: EVALSHA for a user's session, EXISTS for
+// an anonymous one. Calls go through the Redis store's RedisConnection: bounded in time, failing
+// at once while the connection is down (503), our own client closed with the app.
+
+export interface RedisRevocationOptions {
+  type: 'redis'
+  /** An ioredis client or Cluster; never closed by the store. Give either `client` or `url`. */
+  client?: Redis | Cluster
+  /** A Redis URL; the store makes its own client and closes it with the app. */
+  url?: string
+  /** Prepended to every key; must not hold `{` or `}`. @default 'sess:' */
+  prefix?: string
+  /** Milliseconds a call may wait for Redis (or for the connection) before it fails with a 503. @default 2000 */
+  timeout?: number
+  /** Replicas that must acknowledge each revocation (`WAIT`), as the Redis store's option. @default 0 */
+  waitForReplicas?: number
+}
+
+function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+// KEYS: user hash, deny key. ARGV: 'k:' .. id, the session's generation.
+const IS_REVOKED = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+local user = redis.call('HMGET', KEYS[1], 'g', ARGV[1])
+if user[1] and tonumber(user[1]) > tonumber(ARGV[2]) and not user[2] then return 1 end
+return 0`)
+
+// KEYS: user hash. ARGV: now, until, kept ids...
+const REVOKE_ALL = script(`
+local g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0') + 1
+if tonumber(ARGV[1]) > g then g = tonumber(ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'g', string.format('%d', g))
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], 'k:' .. ARGV[i], '1') end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1`)
+
+const OPTION_KEYS = ['type', 'client', 'url', 'prefix', 'timeout', 'waitForReplicas']
+
+export class RedisRevocation implements RevocationStore {
+  readonly #redis: RedisConnection
+  readonly #revocations: RevocationWrites
+  readonly #prefix: string
+  readonly #clock: () => number
+  readonly #timeout: number
+  readonly #log: StoreContext['log']
+  #bus: RedisBus | undefined
+
+  constructor (options: RedisRevocationOptions, context: StoreContext) {
+    const { prefix, timeout, waitForReplicas } = redisOptions('storeOptions.revocation.', options, OPTION_KEYS)
+    this.#prefix = prefix
+    this.#clock = context.clock
+    this.#timeout = timeout
+    this.#log = context.log
+    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
+  }
+
+  /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
+  get bus (): RedisBus {
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
+    return this.#bus
+  }
+
+  #userKey (userId: string): string {
+    return `${this.#prefix}rg:{${userKey(userId)}}`
+  }
+
+  #denyKey (id: string): string {
+    const owner = ownerKeyOf(id)
+    return owner === undefined ? `${this.#prefix}rd:{${id}}` : `${this.#prefix}rd:{${owner}}${id.slice(owner.length)}`
+  }
+
+  async isRevoked (id: string, userId: string | undefined, generation: number): Promise<boolean> {
+    const redis = this.#redis
+    if (userId === undefined) return await redis.call(() => redis.client.exists(this.#denyKey(id))) === 1
+    return await redis.run(IS_REVOKED, [this.#userKey(userId), this.#denyKey(id)], ['k:' + id, generation]) === 1
+  }
+
+  async generation (userId: string): Promise<number> {
+    const redis = this.#redis
+    const value = await redis.call(() => redis.client.hget(this.#userKey(userId), 'g'))
+    return value === null ? 0 : Number(value)
+  }
+
+  async revoke (id: string, until: number): Promise<boolean> {
+    if (until <= this.#clock()) return false
+    return await this.#revocations.command(['set', this.#denyKey(id), '1', 'PXAT', until, 'NX']) === 'OK'
+  }
+
+  async revokeAll (userId: string, except: readonly string[], until: number): Promise<void> {
+    await this.#revocations.run(REVOKE_ALL, [this.#userKey(userId)], [this.#clock(), until, ...except])
+  }
+
+  async close (): Promise<void> {
+    await this.#bus?.close()
+    await Promise.all([this.#redis.close(), this.#revocations.close()])
+  }
+}

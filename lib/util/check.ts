@@ -1,0 +1,94 @@
+import { FST_SESSION_OPTION_INVALID } from '../errors.js'
+
+// Option checking shared by the plugin and every store: each check names the option in its
+// message (`storeOptions.timeout`, `cookie.sameSite`), so a misconfigured app fails at
+// register() with a message that says what to fix. Checks run once, never per request.
+
+/** How long a store call may wait for its server before it fails with a 503, unless `timeout` says otherwise. */
+export const DEFAULT_TIMEOUT_MS = 2000
+
+export function fail (option: string, message: string): never {
+  throw new FST_SESSION_OPTION_INVALID(option, message)
+}
+
+/** `value` as an options object; anything else fails naming `option`. */
+export function optionsObject (option: string, value: unknown): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(option, 'must be an object')
+  return value as Record<string, unknown>
+}
+
+/** Refuses any key of `options` not in `known`; `prefix` ('storeOptions.', 'cookie.') goes in front of the name. */
+export function knownKeys (options: object, known: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) fail(prefix + key, `unknown option; known: ${known.join(', ')}`)
+  }
+}
+
+export function positiveInteger (option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) fail(option, 'must be a positive integer')
+  return value
+}
+
+export function nonNegativeInteger (option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(option, 'must be a non-negative integer')
+  return value
+}
+
+export function boolean (option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(option, 'must be a boolean')
+  return value
+}
+
+export function oneOf<T extends string> (option: string, value: unknown, allowed: readonly T[], fallback: T): T
+export function oneOf<T extends string> (option: string, value: unknown, allowed: readonly T[], fallback: undefined): T | undefined
+export function oneOf<T extends string> (option: string, value: unknown, allowed: readonly T[], fallback: T | undefined): T | undefined {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) fail(option, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
+  return value as T
+}
+
+export function nonEmptyString (option: string, value: unknown): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) fail(option, 'must be a non-empty string')
+  return value
+}
+
+/** A key prefix for a store whose keys carry a `{hash tag}`: no braces of its own. */
+export function keyPrefix (option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || /[{}]/.test(value)) fail(option, 'must be a string without { or }')
+  return value
+}
+
+export interface RedisCommonOptions {
+  readonly prefix: string
+  readonly timeout: number
+  readonly waitForReplicas: number
+}
+
+/**
+ * What every Redis-backed store (the session store, the cookie store's revocation) takes:
+ * exactly one of `client` (an ioredis Redis or Cluster: every Redis-backed store calls scripts
+ * and reads hashes) and `url`, a key prefix without braces (keys carry a `{hash tag}`), the
+ * bound on each call, and how many replicas a revocation waits for. `at` is where the options
+ * sit ('storeOptions.', 'storeOptions.revocation.'); `known` lists every key the store takes.
+ */
+export function redisOptions (at: string, options: object, known: readonly string[]): RedisCommonOptions {
+  const o = optionsObject(at.slice(0, -1), options)
+  knownKeys(o, known, at)
+  const { client, url } = o
+  if ((client === undefined) === (url === undefined)) fail(at + 'client', 'give either a client or a url')
+  if (client !== undefined && (client === null || typeof client !== 'object' ||
+    typeof (client as { evalsha?: unknown }).evalsha !== 'function' ||
+    typeof (client as { hgetall?: unknown }).hgetall !== 'function')) {
+    fail(at + 'client', 'must be an ioredis Redis or Cluster client')
+  }
+  nonEmptyString(at + 'url', url)
+  return {
+    prefix: keyPrefix(at + 'prefix', o.prefix, 'sess:'),
+    timeout: positiveInteger(at + 'timeout', o.timeout, DEFAULT_TIMEOUT_MS),
+    waitForReplicas: nonNegativeInteger(at + 'waitForReplicas', o.waitForReplicas, 0)
+  }
+}

@@ -1,0 +1,101 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// The bench's smoke mode, so that `npm run bench` cannot rot: every scenario runs briefly and
+// the table has a row for each. Nothing here looks at how fast anything was.
+
+const SCENARIOS = [
+  'bare Fastify (no session)',
+  'bare Fastify + 10 µs busy loop',
+  'floor: signed cookie + Map, by hand',
+  'floor: id.secret cookie + Map of SHA-256, by hand',
+  'floor: signed cookie + Redis GET / SET PX, by hand',
+  "ours, 'memory'",
+  "ours, 'redis'",
+  "ours, 'cookie' (default install: sodium-native)",
+  "ours, 'cookie' (node:crypto)",
+  '@fastify/session, MemoryStore',
+  '@fastify/session + connect-redis',
+  '@fastify/secure-session'
+]
+const SESSIONS: Record<string, [string, string]> = {
+  'bare Fastify (no session)': ['– (1 cookie)', '– (200 cookies)'],
+  'bare Fastify + 10 µs busy loop': ['– (1 cookie)', '– (200 cookies)']
+}
+
+const root = join(import.meta.dirname, '..', '..')
+const hasRedis = process.env.REDIS_URL !== undefined || spawnSync('redis-server', ['--version']).status === 0
+
+function cleanEnv (): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) {
+    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key]
+  }
+  return env
+}
+
+// The bench and its servers must run outside the suite's loaders and coverage, so that they
+// never count towards lib/'s coverage. tap's process tracking puts its variables back into the
+// environment of anything this process spawns; a shell in between drops them again.
+const UNTRACK = 'unset NODE_OPTIONS NODE_V8_COVERAGE $(env | sed -n "s/^\\(_TAPJS[A-Za-z0-9_]*\\)=.*/\\1/p");'
+
+function rowsOf (table: string): string[] {
+  return table.split('\n').filter((line) => line.startsWith('| '))
+}
+
+if (!hasRedis && process.env.CI !== 'true') {
+  console.warn('\n' + '!'.repeat(78) + '\n!!! redis-server not found: SKIPPING the bench smoke test.\n' +
+    '!!! Install it (apt-get install redis-server) or set REDIS_URL.\n' + '!'.repeat(78) + '\n')
+  t.plan(0, 'redis-server not found')
+} else {
+  t.test('the bench\'s quick mode runs every scenario and reports each', async (t) => {
+    t.ok(hasRedis, 'redis-server is installed (required under CI=true)')
+    const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
+    t.teardown(() => rmSync(out, { recursive: true, force: true }))
+    // `npm run bench` is `npm run build && node bench/run.js`. `npm test` has built dist/ before
+    // tap starts, and other test files import dist/ meanwhile: rebuilding it under them could
+    // let one read a half-written file. So build here only when there is no build at all.
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    t.match(pkg.scripts.bench, /^npm run build && node bench\/run\.js$/, 'npm run bench builds, then runs bench/run.js')
+    const build = existsSync(join(root, 'dist', 'index.js')) ? [] : ['npm run build >&2 &&']
+    const command = [UNTRACK, ...build, 'exec node bench/run.js --quick --out "$0"'].join(' ')
+    const child = spawn('sh', ['-c', command, out], {
+      cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => child.kill('SIGTERM'), 110_000)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(timer)
+    t.equal(code, 0, 'the bench exits 0', { stdout: stdout.slice(-3000), stderr: stderr.slice(-3000) })
+
+    const rows = rowsOf(stdout)
+    for (const label of SCENARIOS) {
+      const [hot, spread] = SESSIONS[label] ?? ['1 (hot)', '200'] // the quick mode spreads 200 sessions
+      for (const route of ['write', 'read']) {
+        for (const sessions of [hot, spread]) {
+          const row = rows.find((r) => r.startsWith(`| ${label} | ${route} | ${sessions} |`))
+          t.ok(row, `a row for ${label}, ${route}, ${sessions}`)
+          const cell = row?.split(' | ')[3] ?? ''
+          if (label.startsWith("ours, 'redis'") || label.startsWith("ours, 'cookie'")) {
+            t.match(cell, /^(\d[\d,]*( \(|$)|n\/a \(store not available\))/, `${label} ${route}: measured, or n/a until the store lands`)
+          } else {
+            t.match(cell, /^\d[\d,]*/, `${label} ${route}: measured`)
+          }
+          t.notOk(row?.includes('failed'), `${label} ${route} did not fail`)
+        }
+      }
+    }
+    for (const section of ['## Targets of the issue', '## Redis cost per request', '## `getAll(userId)`', '## Memory']) {
+      t.ok(stdout.includes(section), `the report has "${section}"`)
+    }
+    t.ok(stdout.includes(readFileSync(join(out, 'latest.md'), 'utf8')), 'latest.md is the printed report')
+    t.ok(existsSync(join(out, 'chart.svg')), 'the chart is written')
+    t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  })
+}

@@ -1,0 +1,113 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { buildApp, cookieOf, testClock } from '../../helpers/app.js'
+import { redisServer } from '../../helpers/redis.js'
+
+// The plugin with store: 'redis' through Fastify: the flows of the issue, and what a request
+// costs in Redis round trips, on a server of our own.
+
+const server = await redisServer(t, { own: true })
+if (server !== undefined) {
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.quit())
+
+  // Round trips are counted with MONITOR, which tells commands sent by clients from those run
+  // inside scripts (source "lua"); INFO commandstats counts both, so it is shown alongside.
+  const monitor = await admin.monitor()
+  t.teardown(() => monitor.disconnect())
+  let seen: Array<{ command: string, source: string }> = []
+  let marker: (() => void) | undefined
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0] === 'echo' && args[1] === 'measured') marker?.()
+    else seen.push({ command: (args[0] as string).toLowerCase(), source })
+  })
+  const commandstats = async (): Promise<Record<string, number>> => {
+    const counts: Record<string, number> = {}
+    for (const [, name, calls] of (await admin.info('commandstats')).matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) {
+      if (!/^(info|config|echo|monitor)/.test(name as string)) counts[name as string] = Number(calls)
+    }
+    return counts
+  }
+  const measure = async (fn: () => Promise<unknown>): Promise<{ trips: number, counts: Record<string, number> }> => {
+    await admin.config('RESETSTAT')
+    seen = []
+    await fn()
+    // A revocation's announcement is sent without the response waiting for it.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const done = new Promise<void>((resolve) => { marker = resolve })
+    await admin.echo('measured')
+    await done
+    const trips = seen.filter((c) => c.source !== 'lua' && c.command !== 'config').length
+    return { trips, counts: await commandstats() }
+  }
+
+  t.test('login, devices, logout everywhere, on Redis', async (t) => {
+    const app = await buildApp({ store: 'redis', storeOptions: { url: server.url, prefix: 'flow:' } })
+    t.teardown(() => app.close())
+    const cookies: string[] = []
+    for (let i = 0; i < 3; i++) {
+      const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice' }, headers: { 'user-agent': 'device ' + i } })
+      cookies.push(cookieOf(res) as string)
+    }
+    const bob = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob' } })) as string
+    t.same((await app.inject({ url: '/me', headers: { cookie: cookies[0] } })).json().userId, 'alice')
+    const devices = (await app.inject({ url: '/devices', headers: { cookie: cookies[0] } })).json() as Array<{ userAgent: string }>
+    t.same(devices.map((d) => d.userAgent), ['device 0', 'device 1', 'device 2'])
+    t.same((await app.inject({ method: 'POST', url: '/logout-others', headers: { cookie: cookies[2] } })).json(), { deleted: 2 })
+    t.equal((await app.inject({ url: '/me', headers: { cookie: cookies[0] } })).json().userId, null)
+    t.equal((await app.inject({ url: '/me', headers: { cookie: cookies[2] } })).json().userId, 'alice')
+    t.same((await app.inject({ method: 'POST', url: '/logout-everywhere', headers: { cookie: cookies[2] } })).json(), { deleted: 1 })
+    for (const cookie of cookies) t.equal((await app.inject({ url: '/me', headers: { cookie } })).json().userId, null)
+    t.equal((await app.inject({ url: '/me', headers: { cookie: bob } })).json().userId, 'bob', 'other users are untouched')
+    t.equal((await app.inject({ method: 'POST', url: '/logout', headers: { cookie: bob } })).statusCode, 200)
+    t.same(await admin.keys('flow:*'), [], 'nothing left behind')
+  })
+
+  t.test('round trips: a read costs one, a write two', async (t) => {
+    const clock = testClock()
+    const app = await buildApp({ store: 'redis', storeOptions: { url: server.url, prefix: 'rt:' }, clock: clock.now, ttl: 3600 })
+    t.teardown(() => app.close())
+    const cookie = cookieOf(await app.inject({ method: 'POST', url: '/counter' })) as string
+    await app.inject({ method: 'POST', url: '/counter', headers: { cookie } }) // scripts loaded
+    const cases: Array<[string, () => Promise<unknown>, number]> = [
+      ['GET without a cookie', () => app.inject('/'), 0],
+      ['read-only GET with a session', () => app.inject({ url: '/counter', headers: { cookie } }), 1],
+      ['write with a session (load + patch)', () => app.inject({ method: 'POST', url: '/counter', headers: { cookie } }), 2],
+      ['first write, no cookie (insert)', () => app.inject({ method: 'POST', url: '/counter' }), 1],
+      ['read-only GET after 10% of ttl (load + throttled refresh)', async () => { clock.tick(361_000); return await app.inject({ url: '/counter', headers: { cookie } }) }, 2],
+      ['read-only GET right after the refresh', () => app.inject({ url: '/counter', headers: { cookie } }), 1]
+    ]
+    for (const [what, fn, expected] of cases) {
+      const { trips, counts } = await measure(fn)
+      t.comment(`${what}: ${trips} round trip(s); commandstats delta ${JSON.stringify(counts)}`)
+      t.equal(trips, expected, what)
+    }
+    const login = await measure(() => app.inject({ method: 'POST', url: '/login', payload: { user: 'dave' }, headers: { cookie } }))
+    t.comment(`login from an anonymous session (load, insert the new, delete the old, announce it; then the route's set): ${login.trips}`)
+    t.equal(login.trips, 5)
+    const user = cookieOf((await app.inject({ method: 'POST', url: '/login', payload: { user: 'dave' } }))) as string
+    for (const [what, url, method] of [['devices page', '/devices', 'GET'], ['logout everywhere', '/logout-everywhere', 'POST']] as const) {
+      const { trips } = await measure(() => app.inject({ method, url, headers: { cookie: user } }))
+      t.comment(`${what}: ${trips}`)
+      // Log out everywhere announces the revocation: one PUBLISH more.
+      t.equal(trips, what === 'devices page' ? 2 : 3, what)
+    }
+  })
+
+  t.test('app.close() closes a client made from url, never one it was given', async (t) => {
+    const given = new Redis(server.url)
+    t.teardown(() => given.quit())
+    const clients = async (): Promise<number> => (await admin.client('LIST') as string).trim().split('\n').length
+    const before = await clients()
+    const mine = await buildApp({ store: 'redis', storeOptions: { client: given, prefix: 'own:' } })
+    const made = await buildApp({ store: 'redis', storeOptions: { url: server.url, prefix: 'own:' } })
+    await made.inject({ method: 'POST', url: '/counter' })
+    await mine.inject({ method: 'POST', url: '/counter' })
+    t.equal(await clients(), before + 2)
+    await made.close()
+    await mine.close()
+    t.equal(await clients(), before + 1, 'the url client is gone')
+    t.equal(given.status, 'ready')
+    t.equal(await given.ping(), 'PONG', 'the given client still works')
+  })
+}

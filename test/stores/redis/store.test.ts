@@ -1,0 +1,267 @@
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import t from 'tap'
+import { Redis } from 'ioredis'
+import pino from 'pino'
+import { RedisStore, userKey, type RedisStoreOptions, type StoredSession } from '../../../lib/index.js'
+import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
+import { logSink } from '../../helpers/app.js'
+import { redisServer } from '../../helpers/redis.js'
+
+// The Redis store on its own: options, the clients it owns and those it does not, key prefixes,
+// serializers, and what it does with data it cannot read.
+
+const context = { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 }
+
+function record (userId?: string, overrides: Partial<StoredSession> = {}): StoredSession {
+  const now = Date.now()
+  return {
+    id: newSessionId(userId),
+    secretHash: hashSecret(newSecret()),
+    userId,
+    data: { n: 1 },
+    createdAt: now,
+    lastSeenAt: now,
+    expiresAt: now + 60_000,
+    authenticatedAt: undefined,
+    ip: undefined,
+    userAgent: undefined,
+    ...overrides
+  }
+}
+
+t.test('options are checked at construction, naming the option', async (t) => {
+  const client = new Redis({ lazyConnect: true })
+  t.teardown(() => client.disconnect())
+  const bad: Array<[unknown, string]> = [
+    [null, 'storeOptions'],
+    [{ client, nope: 1 }, 'storeOptions.nope'],
+    [{}, 'storeOptions.client'],
+    [{ client, url: 'redis://127.0.0.1' }, 'storeOptions.client'],
+    [{ client: {} }, 'storeOptions.client'],
+    [{ client: null }, 'storeOptions.client'],
+    [{ url: '' }, 'storeOptions.url'],
+    [{ url: 42 }, 'storeOptions.url'],
+    [{ client, prefix: 'a{b}:' }, 'storeOptions.prefix'],
+    [{ client, prefix: 7 }, 'storeOptions.prefix'],
+    [{ client, timeout: 0 }, 'storeOptions.timeout'],
+    [{ client, timeout: 1.5 }, 'storeOptions.timeout'],
+    [{ client, serializer: { stringify: JSON.stringify } }, 'storeOptions.serializer'],
+    [{ client, serializer: null }, 'storeOptions.serializer'],
+    [{ client: new Redis({ lazyConnect: true, keyPrefix: '{app}:' }) }, 'storeOptions.client']
+  ]
+  for (const [options, name] of bad) {
+    t.throws(() => new RedisStore(options as RedisStoreOptions, context),
+      { code: 'FST_SESSION_OPTION_INVALID', message: new RegExp(`"${name.replace('.', '\\.')}"`) }, name)
+  }
+  const store = new RedisStore({ client, prefix: '', timeout: 50, serializer: { stringify: JSON.stringify, parse: JSON.parse } }, context)
+  await store.close()
+  t.equal(client.status, 'wait', 'a client that was given is left alone')
+})
+
+const server = await redisServer(t)
+if (server !== undefined) {
+  const client = new Redis(server.url)
+  const run = randomBytes(4).toString('hex')
+  t.teardown(async () => {
+    const left = await client.keys(`*:${run}:*`)
+    if (left.length > 0) await client.del(...left)
+    await client.quit()
+  })
+
+  t.test('keys: one hash tag per user, the index expires with the last session, nothing is left after deleteAll', async (t) => {
+    const prefix = `layout:${run}:`
+    const store = new RedisStore({ client, prefix }, context)
+    const a = record('a.b*')
+    const b = record('a.b*', { expiresAt: a.expiresAt + 5000 })
+    const anon = record()
+    for (const r of [a, b, anon]) t.equal(await store.insert(r), true)
+    const tag = userKey('a.b*')
+    t.same((await client.keys(`${prefix}*`)).sort(), [
+      `${prefix}s:{${anon.id}}`,
+      `${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`,
+      `${prefix}s:{${tag}}.${b.id.split('.')[1] as string}`,
+      `${prefix}u:{${tag}}`
+    ].sort())
+    t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), b.expiresAt, 'the index lives as long as the latest session')
+    t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt, 'PEXPIREAT the deadline')
+    t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), { h: anon.secretHash, c: String(anon.createdAt), l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1' })
+    t.equal(await store.delete(b.id), true)
+    t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), a.expiresAt, 'and shrinks with it')
+    t.equal(await store.deleteAll('a.b*', []), 1)
+    t.same(await client.keys(`${prefix}*{${tag}}*`), [], 'a user without sessions costs nothing')
+    await store.close()
+  })
+
+  t.test('a client keyPrefix is honoured, inside scripts too', async (t) => {
+    const prefixed = new Redis(server.url, { keyPrefix: `kp:${run}:` })
+    t.teardown(() => prefixed.quit())
+    const store = new RedisStore({ client: prefixed }, { ...context, maxSessionsPerUser: 2 })
+    const sessions = [record('u'), record('u'), record('u')]
+    for (const s of sessions) t.equal(await store.insert(s), true)
+    t.equal((await store.getAll('u')).length, 2, 'the cap evicted through keys built in the script')
+    t.equal((await client.keys(`kp:${run}:sess:*`)).length, 3, 'two sessions and the index, under the client prefix')
+    t.equal(await store.deleteAll('u', []), 2)
+    t.same(await client.keys(`kp:${run}:*`), [])
+  })
+
+  t.test('a lazyConnect client is connected on first use', async (t) => {
+    const lazy = new Redis(server.url, { lazyConnect: true })
+    t.teardown(() => lazy.quit())
+    const store = new RedisStore({ client: lazy, prefix: `lazy:${run}:` }, context)
+    const r = record('lazy')
+    const [inserted, again] = await Promise.all([store.insert(r), store.insert(r)])
+    t.same([inserted, again], [true, false], 'two calls waiting for the same connection')
+    t.equal(lazy.status, 'ready')
+  })
+
+  t.test('scripts are loaded again after SCRIPT FLUSH', async (t) => {
+    const store = new RedisStore({ client, prefix: `flush:${run}:` }, context)
+    const r = record('f')
+    t.equal(await store.insert(r), true)
+    await client.script('FLUSH')
+    t.equal(await store.delete(r.id), true)
+  })
+
+  t.test('a custom serializer stores each value its own way', async (t) => {
+    const prefix = `ser:${run}:`
+    const serializer = {
+      stringify: (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64'),
+      parse: (s: string) => JSON.parse(Buffer.from(s, 'base64').toString()) as unknown
+    }
+    const store = new RedisStore({ client, prefix, serializer }, context)
+    const r = record(undefined, { data: { list: [1, 2] } })
+    await store.insert(r)
+    await store.patch(r.id, { clear: false, set: { s: 'x' }, unset: [], lastSeenAt: Date.now() })
+    t.same(await client.hmget(`${prefix}s:{${r.id}}`, 'd:list', 'd:s'), [Buffer.from('[1,2]').toString('base64'), Buffer.from('"x"').toString('base64')])
+    t.same((await store.get(r.id))?.data, { list: [1, 2], s: 'x' })
+  })
+
+  t.test('sessions with many keys: insert, patch, unset and clear them all (Lua unpack holds only ~8,000 values)', async (t) => {
+    const store = new RedisStore({ client, prefix: `many:${run}:` }, context)
+    const keys = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i}`)
+    const data = Object.fromEntries(keys(12_000, 'k').map((k, i) => [k, i]))
+    for (const userId of [undefined, 'many']) {
+      const r = record(userId, { data })
+      t.equal(await store.insert(r), true, 'inserted')
+      t.same((await store.get(r.id))?.data, data, 'read back whole')
+      const set = Object.fromEntries(keys(12_000, 'm').map((k) => [k, true]))
+      t.equal(await store.patch(r.id, { clear: false, set, unset: keys(9_000, 'k'), lastSeenAt: Date.now(), expiresAt: r.expiresAt + 1000 }), true)
+      const after = (await store.get(r.id)) as StoredSession
+      t.equal(Object.keys(after.data).length, 3_000 + 12_000, 'unset 9,000, set 12,000')
+      t.equal(after.data.k9000, 9000)
+      t.equal(after.data.m11999, true)
+      t.equal(after.expiresAt, r.expiresAt + 1000)
+      t.equal(await store.patch(r.id, { clear: true, set: { only: 1 }, unset: [], lastSeenAt: Date.now() }), true)
+      t.same((await store.get(r.id))?.data, { only: 1 }, 'cleared 15,000 keys')
+    }
+  })
+
+  t.test('errors: unreadable data, a foreign key, a bad record; none carries the command\'s arguments', async (t) => {
+    const prefix = `err:${run}:`
+    const store = new RedisStore({ client, prefix }, context)
+    const r = record('e')
+    await store.insert(r)
+    await client.hset(`${prefix}s:{${userKey('e')}}.${r.id.split('.')[1] as string}`, 'd:x', '{not json')
+    await t.rejects(store.get(r.id), SyntaxError)
+    await client.set(`${prefix}u:{${userKey('w')}}`, 'a string')
+    const err = await store.insert(record('w')).catch((e: unknown) => e) as Error & { command?: unknown }
+    t.match(err, { code: 'FST_SESSION_STORE_UNAVAILABLE', statusCode: 503, message: /WRONGTYPE/ })
+    t.equal(err.command, undefined)
+    t.equal(err.cause, undefined)
+    await t.rejects(store.insert(record('x', { id: newSessionId('y') })), { code: 'FST_SESSION_USER_ID_INVALID' })
+    await t.rejects(store.insert(record(undefined, { id: 'x{y}' })), { code: 'FST_SESSION_USER_ID_INVALID' })
+  })
+
+  t.test('a closed store, or an ended client, rejects at once', async (t) => {
+    const own = new Redis(server.url)
+    const store = new RedisStore({ client: own, prefix: `end:${run}:` }, context)
+    const ended = once(own, 'end')
+    await own.quit()
+    await ended
+    await t.rejects(store.get(newSessionId(undefined)), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down \(end\)/ })
+    await store.close()
+    await store.close()
+    await t.rejects(store.getAll('u'), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /store is closed/ })
+  })
+
+  t.test('a client made from url is the store\'s: connected at once, closed by close()', async (t) => {
+    const sink = logSink('debug')
+    const log = pino(sink.logger as pino.LoggerOptions, (sink.logger as { stream: pino.DestinationStream }).stream)
+    const name = `own-${run}`
+    const store = new RedisStore({ url: `${server.url}/0?connectionName=${name}`, prefix: `own:${run}:` }, { ...context, log })
+    const r = record('o')
+    t.equal(await store.insert(r), true, 'works before the connection is up')
+    t.match(await client.client('LIST'), new RegExp(`name=${name}`))
+    await store.close()
+    t.notMatch(await client.client('LIST'), new RegExp(`name=${name}`), 'closed')
+    t.same(sink.lines, [], 'nothing to log when all goes well')
+  })
+
+  t.test('the commands of one turn of the event loop go out together; each is answered on its own', async (t) => {
+    const prefix = `batch:${run}:`
+    const own = new Redis(server.url)
+    t.teardown(() => own.quit())
+    const store = new RedisStore({ client: own, prefix }, context)
+    const records = Array.from({ length: 20 }, (_, i) => record(`u${i}`, { data: { i } }))
+    await Promise.all(records.map((r) => store.insert(r)))
+    const reads = async (): Promise<number> => Number(/total_reads_processed:(\d+)/.exec(await client.info('stats'))?.[1])
+    const before = await reads()
+    const got = await Promise.all(records.map((r) => store.get(r.id)))
+    const after = await reads()
+    t.same(got.map((s) => s?.data), records.map((r) => r.data), 'every read has its own answer')
+    // 20 reads one by one would be 20 reads on Redis's side; INFO itself is one or two.
+    t.ok(after - before <= 4, `20 gets in one turn: ${after - before} reads on Redis's side`)
+
+    // One bad command in a batch fails alone, with the typed error.
+    const bad = record('bad')
+    await store.insert(bad)
+    await own.set(`${prefix}u:{${userKey('bad')}}`, 'a string')
+    const [inserted, read, updated] = await Promise.allSettled([
+      store.insert(record('bad')),
+      store.get(records[0]!.id),
+      store.patch(records[1]!.id, { clear: false, set: { j: 1 }, unset: [], lastSeenAt: Date.now() })
+    ])
+    t.match(inserted, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /WRONGTYPE/ } })
+    t.match(read, { status: 'fulfilled', value: { data: { i: 0 } } })
+    t.match(updated, { status: 'fulfilled', value: true })
+    t.same((await store.get(records[1]!.id))?.data, { i: 1, j: 1 })
+  })
+
+  t.test('commands queued in a turn when the connection goes are refused, never left in the client\'s offline queue', async (t) => {
+    const given = new Redis(server.url) // default options: ioredis queues commands while it reconnects
+    given.on('error', () => {})
+    t.teardown(() => given.disconnect())
+    await once(given, 'ready')
+    const store = new RedisStore({ client: given, prefix: `lost:${run}:` }, context)
+    // Queue two reads in the very callback that sees the socket close, before ioredis does:
+    // the connection is gone by the time the batch would be sent.
+    let pending: Promise<Array<PromiseSettledResult<unknown>>> | undefined
+    const socket = (given as unknown as { stream: NodeJS.EventEmitter }).stream
+    socket.prependListener('close', () => {
+      pending = Promise.allSettled([store.get(newSessionId('a')), store.get(newSessionId('b'))])
+    })
+    const reconnecting = once(given, 'reconnecting')
+    await client.client('KILL', 'ID', String(await given.client('ID')))
+    await reconnecting
+    t.ok(pending, 'the reads were issued while the client still said ready')
+    for (const r of await pending as Array<PromiseSettledResult<unknown>>) {
+      t.match(r, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ } })
+    }
+    t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits to be sent after the reconnection')
+  })
+
+  t.test('auto-pipelining: never on the store\'s own client; a warning for a user client that has it', async (t) => {
+    const sink = logSink('debug')
+    const log = pino(sink.logger as pino.LoggerOptions, (sink.logger as { stream: pino.DestinationStream }).stream)
+    const store = new RedisStore({ url: server.url, prefix: `ap:${run}:` }, { ...context, log })
+    t.equal((store.client as Redis).options.enableAutoPipelining, false)
+    await store.close()
+    const piped = new Redis(server.url, { enableAutoPipelining: true })
+    t.teardown(() => piped.quit())
+    const warned = new RedisStore({ client: piped, prefix: `ap:${run}:` }, { ...context, log })
+    t.equal(warned.client, piped)
+    t.ok(sink.lines.some((l) => l.level === 40 && /enableAutoPipelining/.test(String(l.msg))))
+    await warned.close()
+  })
+}
