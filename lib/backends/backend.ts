@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from './core.js'
 import type { RevocationBus } from '../bus/bus.js'
-import type { Policy } from './policy.js'
-import type { SessionRecord } from '../session/user-sessions.js'
+import type { Policy, SessionTransport } from './policy.js'
+import type { SessionData } from '../stores/data.js'
 
 // The one internal interface behind `request.session` and `app.sessions`. Which kind of
 // store the app uses (server-side, or sealed into the cookie) is decided once, at register(),
@@ -98,4 +98,25 @@ export interface Backend<S extends SessionState = SessionState> {
   getAll (userId: string | undefined): Promise<SessionRecord[]>
   deleteAll (userId: string | undefined, except: readonly string[]): Promise<number>
   close (): Promise<void>
+}
+
+/** A session as `app.sessions` shows it: everything but the secret's hash. Times in ms since the epoch. */
+export interface SessionRecord {
+  id: string
+  userId: string | undefined
+  data: Partial<SessionData> & Record<string, unknown>
+  createdAt: number
+  lastSeenAt: number
+  expiresAt: number
+  authenticatedAt: number | undefined
+  ip: string | undefined
+  userAgent: string | undefined
+  /** How the session travels: in the session cookie, or as a bearer token (`login(id, { transport: 'bearer' })`). */
+  transport: SessionTransport
+  /** False: its cookie carries no Max-Age and dies with the browser (`login(id, { persistent: false })`). */
+  persistent: boolean
+  /** Its idle timeout in seconds: its own from `login()`, else the app's. */
+  ttl: number
+  /** Its absolute timeout in seconds: its own from `login()`, else the app's. */
+  absoluteTtl: number
 }

@@ -1,10 +1,8 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { FST_SESSION_COOKIE_TOO_LARGE } from '../errors.js'
-import type { CookieAttributeOverrides } from '../session/cookie-overrides.js'
+import type { CookieAttributeOverrides } from './cookie-overrides.js'
 import type { NormalizedOptions } from '../options.js'
-import type { SessionEventEmitter } from '../session/events.js'
 import { decodePolicy, DEFAULT_POLICY, type Policy } from './policy.js'
-import type { Watcher } from '../session/watch.js'
 import { storeError } from './store-errors.js'
 
 // What every backend and every session of one plugin instance share, whatever the store:
@@ -38,8 +36,6 @@ export class SessionCore {
   readonly #attributes: Readonly<Record<string, unknown>>
   #lastUnavailableWarning = -Infinity
   #attributesBound: number | undefined
-  #events: SessionEventEmitter | undefined
-  #watcher: Watcher | undefined
 
   constructor (options: NormalizedOptions) {
     this.options = options
@@ -60,20 +56,6 @@ export class SessionCore {
 
   now (): number {
     return this.options.clock()
-  }
-
-  /** The lifecycle events and the live connections' watcher, made by the plugin once the backend is. */
-  attach (events: SessionEventEmitter, watcher: Watcher): void {
-    this.#events = events
-    this.#watcher = watcher
-  }
-
-  get events (): SessionEventEmitter {
-    return this.#events as SessionEventEmitter
-  }
-
-  get watcher (): Watcher {
-    return this.#watcher as Watcher
   }
 
   /** The effective deadline of a session created at `createdAt`, active at `now`, under its own settings. */

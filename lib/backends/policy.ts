@@ -1,6 +1,3 @@
-import { fail, knownKeys, optionsObject } from '../util/check.js'
-import type { SessionCore } from './core.js'
-
 // A session's own settings, chosen at login (issue 13): its idle and absolute timeouts, whether
 // its cookie outlives the browser, and its transport (a cookie, or a bearer token). A session
 // on the app's defaults has none (`undefined`), which costs nothing on any store. Stores keep
@@ -25,7 +22,6 @@ export const DEFAULT_POLICY: Policy = Object.freeze({ ttl: undefined, absoluteTt
 /** 400 days: what browsers cap a cookie's lifetime at (RFC 6265bis); no session outlives it. */
 export const MAX_LIFETIME = 34_560_000
 const SECONDS = /^[1-9][0-9]{0,7}$/
-const LOGIN_KEYS = ['keepData', 'persistent', 'ttl', 'absoluteTtl', 'transport'] as const
 const decoded = new Map<string, Policy | undefined>()
 const DECODED_LIMIT = 1000
 
@@ -68,58 +64,4 @@ export function decodePolicy (encoded: string | undefined): Policy | undefined {
     decoded.set(encoded, policy)
   }
   return policy
-}
-
-export interface LoginOptions {
-  /** Carry the anonymous session's data into the new one; `true` for all keys, or a list of keys. @default false */
-  keepData?: boolean | readonly string[]
-  /**
-   * `false`: the session cookie carries neither Max-Age nor Expires, so the browser drops it when
-   * it closes ("remember me" unchecked). The server enforces both deadlines either way. @default true
-   */
-  persistent?: boolean
-  /** This session's idle timeout in seconds, instead of the app's `ttl`. @default the app's */
-  ttl?: number
-  /** This session's absolute timeout in seconds, instead of the app's `absoluteTtl`. @default the app's */
-  absoluteTtl?: number
-  /**
-   * `'bearer'`: the session is carried by a token (`request.session.token`) instead of a cookie;
-   * needs the plugin option `bearer: true`. @default the request's: 'bearer' on a request that
-   * came with a bearer token, else 'cookie'
-   */
-  transport?: SessionTransport
-}
-
-function seconds (name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_LIFETIME) {
-    fail(name, `must be a positive integer of seconds, at most ${MAX_LIFETIME} (400 days)`)
-  }
-  return value
-}
-
-/**
- * Checks `login()`'s options; returns the new session's settings. `bearerRequest`: the request
- * came with a bearer token, whose response never sets the session cookie.
- */
-export function loginPolicy (options: LoginOptions, core: SessionCore, maxAbsoluteTtl: number, bearerRequest: boolean): Policy {
-  const o = optionsObject('options', options)
-  knownKeys(o, LOGIN_KEYS, 'options.')
-  const keep = o.keepData
-  if (keep !== undefined && typeof keep !== 'boolean' && !Array.isArray(keep)) fail('options.keepData', 'must be a boolean or a list of keys')
-  if (o.persistent !== undefined && typeof o.persistent !== 'boolean') fail('options.persistent', 'must be a boolean')
-  const ttl = seconds('options.ttl', o.ttl)
-  const absoluteTtl = seconds('options.absoluteTtl', o.absoluteTtl)
-  if (absoluteTtl !== undefined && absoluteTtl > maxAbsoluteTtl) {
-    fail('options.absoluteTtl', `must not be above ${maxAbsoluteTtl}: the cookie store keeps revocations for the app's absoluteTtl`)
-  }
-  const effectiveAbsolute = absoluteTtl ?? core.options.absoluteTtl
-  if (ttl !== undefined && ttl > effectiveAbsolute) {
-    fail('options.ttl', `must not be above ${absoluteTtl === undefined ? "the app's absoluteTtl" : 'options.absoluteTtl'} (${effectiveAbsolute})`)
-  }
-  const transport = o.transport ?? (bearerRequest ? 'bearer' : 'cookie')
-  if (transport !== 'cookie' && transport !== 'bearer') fail('options.transport', "must be 'cookie' or 'bearer'")
-  if (transport === 'bearer' && !core.options.bearer) fail('options.transport', "'bearer' needs the plugin option bearer: true")
-  if (transport === 'cookie' && bearerRequest) fail('options.transport', "a request that came with a bearer token never sets the session cookie; use 'bearer'")
-  return { ttl, absoluteTtl, persistent: o.persistent ?? true, transport }
 }

@@ -7,9 +7,8 @@ import { localBus } from '../bus/local.js'
 import { isSessionId, newSessionId, ownerKeyOf, userIdOf, userKey } from '../crypto/ids.js'
 import { encodePolicy, type Policy } from './policy.js'
 import { withStoreErrors } from './store-errors.js'
-import type { SessionRecord } from '../session/user-sessions.js'
 import type { RevocationStore, StatelessStore } from '../stores/store.js'
-import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionState } from './backend.js'
+import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionRecord, SessionState } from './backend.js'
 import { owned } from './owned.js'
 
 // A stateless store (the cookie store): the whole session travels in the cookie, sealed.

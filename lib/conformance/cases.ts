@@ -1,11 +1,23 @@
 import assert from 'node:assert/strict'
-import type { ConformanceOptions } from './index.js'
 import { HOUR, MINUTE, nullProto } from './shared.js'
 import { secretMatches } from '../crypto/ids.js'
-import type { SessionPatch, SessionStore, StoredSession } from '../stores/store.js'
+import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../stores/store.js'
 
 // The cases of the conformance suite (see index.ts). Each gets a fresh store and a
 // clock of its own that starts at the current time and only moves forward.
+
+export interface ConformanceOptions {
+  /**
+   * Builds a fresh, empty store for one case, on the case's `context` (its clock starts at the
+   * current time and only moves forward). `name` is unique per case: use it to keep the cases
+   * of a shared backend apart (a key prefix, say). The suite closes the store after the case.
+   */
+  createStore: (context: StoreContext, name: string) => SessionStore | Promise<SessionStore>
+  /** The raw contents of the store as text, to check that no cookie secret is kept. @default undefined (not checked) */
+  dump?: (store: SessionStore, name: string) => Promise<string>
+  /** Sessions of the user in the large-user case. @default 3000 */
+  manySessions?: number
+}
 
 export interface Fixture {
   store: SessionStore

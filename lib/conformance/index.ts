@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { cases, type Fixture } from './cases.js'
-import { HOUR, nullProto, silentLog } from './shared.js'
+import { cases, type ConformanceOptions, type Fixture } from './cases.js'
+import { HOUR, nullProto, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
 import { hashSecret, newSecret, newSessionId } from '../crypto/ids.js'
-import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../stores/store.js'
+import type { SessionPatch, StoredSession } from '../stores/store.js'
 
 // One suite for every session store, after undici's cacheStoreTests(Store): the built-in
 // stores run it, and so can anyone who writes a store, with any test runner:
@@ -13,29 +13,6 @@ import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '..
 //
 // Beside it, the suites of the other contracts: runStatelessConformance (stateless.ts)
 // and runRevocationConformance (revocation.ts).
-
-export interface ConformanceOptions {
-  /**
-   * Builds a fresh, empty store for one case, on the case's `context` (its clock starts at the
-   * current time and only moves forward). `name` is unique per case: use it to keep the cases
-   * of a shared backend apart (a key prefix, say). The suite closes the store after the case.
-   */
-  createStore: (context: StoreContext, name: string) => SessionStore | Promise<SessionStore>
-  /** The raw contents of the store as text, to check that no cookie secret is kept. @default undefined (not checked) */
-  dump?: (store: SessionStore, name: string) => Promise<string>
-  /** Sessions of the user in the large-user case. @default 3000 */
-  manySessions?: number
-}
-
-export interface ConformanceCase {
-  /** Unique, short, usable in a key prefix. */
-  name: string
-  /** What the case proves. */
-  title: string
-  run: () => Promise<void>
-}
-
-export type TestFunction = (title: string, fn: () => Promise<void>) => unknown
 
 async function withFixture (options: ConformanceOptions, name: string, maxSessionsPerUser: number,
   fn: (f: Fixture) => Promise<void>): Promise<void> {
@@ -90,3 +67,4 @@ export function runConformance (test: TestFunction, options: ConformanceOptions)
 
 export { runStatelessConformance, statelessConformanceCases, type StatelessConformanceOptions } from './stateless.js'
 export { runRevocationConformance, revocationConformanceCases, type RevocationConformanceOptions } from './revocation.js'
+export type { ConformanceOptions, ConformanceCase, TestFunction }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
-import type { ConformanceCase, TestFunction } from './index.js'
-import { caseClock, HOUR, MINUTE, silentLog } from './shared.js'
+import { caseClock, HOUR, MINUTE, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
 import { newSessionId } from '../crypto/ids.js'
 import type { RevocationStore, StoreContext } from '../stores/store.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 
-// What the conformance suites (conformance.ts, stateless.ts, revocation.ts) share.
+// What the conformance suites (index.ts, stateless.ts, revocation.ts) share.
 
 // Every method, child() included, is this one function.
 const quiet = (): FastifyBaseLogger => silentLog
@@ -28,3 +28,13 @@ export function caseClock (): { now: () => number, tick: (ms: number) => void } 
 export function nullProto (values: Record<string, unknown> = {}): Record<string, unknown> {
   return Object.assign(Object.create(null) as Record<string, unknown>, values)
 }
+
+export interface ConformanceCase {
+  /** Unique, short, usable in a key prefix. */
+  name: string
+  /** What the case proves. */
+  title: string
+  run: () => Promise<void>
+}
+
+export type TestFunction = (title: string, fn: () => Promise<void>) => unknown

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
-import type { ConformanceCase, TestFunction } from './index.js'
-import { caseClock, HOUR, MINUTE, silentLog } from './shared.js'
+import { caseClock, HOUR, MINUTE, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
 import { newSessionId } from '../crypto/ids.js'
 import type { SealedSession, StatelessStore, StoreContext } from '../stores/store.js'
 

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { FST_SESSION_OPTION_INVALID } from '../errors.js'
 import { normalizeUserId } from '../crypto/ids.js'
-import type { SessionKey } from '../session/data.js'
+import type { SessionKey } from '../stores/data.js'
 
 // @fastify/passport with this plugin: its session manager (a public property of the
 // Authenticator, used by request.logIn, request.logOut and the session strategy) is replaced by

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis, type Cluster } from 'ioredis'
 import { FST_SESSION_STORE_UNAVAILABLE } from '../errors.js'
-import type { Script } from '../stores/redis/scripts.js'
+import type { Script } from './script.js'
 
 // The Redis store's way to talk to Redis: every call bounded in time, nothing queued behind
 // a lost connection, EVALSHA with EVAL as fallback, and the client closed only when we made it.

@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis'
 import { FST_SESSION_STORE_NOT_REPLICATED } from '../errors.js'
 import type { RedisConnection } from './connection.js'
-import type { Script } from '../stores/redis/scripts.js'
+import type { Script } from './script.js'
 
 // Revocations that survive a failover. Redis replicates asynchronously: a deletion the master
 // acknowledged and then lost with the master is undone when its replica takes over, and a

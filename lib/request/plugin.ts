@@ -5,7 +5,7 @@ import { MAX_COOKIE_LENGTH, SessionCore } from '../backends/core.js'
 import { FST_SESSION_DISABLED } from '../errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from '../options.js'
 import { SessionEventEmitter } from '../session/events.js'
-import { Session } from '../session/session.js'
+import { Session, type SessionContext } from '../session/session.js'
 import { resolveStore } from '../stores/registry.js'
 import { UserSessions } from '../session/user-sessions.js'
 import { Watcher } from '../session/watch.js'
@@ -40,7 +40,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   const watcher = new Watcher(backend.bus, (state) => backend.alive(state), opts.clock, fastify.log)
   const events = new SessionEventEmitter(fastify.log, (listening) => { watcher.listening(listening) })
   watcher.hear(events)
-  core.attach(events, watcher)
+  const context: SessionContext = { backend, events, watcher }
   const cookieName = opts.cookieName
 
   fastify.decorate('sessions', new UserSessions(backend, fastify.log, events))
@@ -51,7 +51,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       let session = req[kSession]
       if (session === null) {
         if (this.routeOptions.config.session === false) throw new FST_SESSION_DISABLED(this.routeOptions.url as string)
-        session = new Session(backend, this, NONE, false)
+        session = new Session(context, this, NONE, false)
         req[kSession] = session
       }
       return session
@@ -62,12 +62,12 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   function load (request: FastifyRequest, raw: string, bearer: boolean, done: (err?: Error) => void): void {
     const req = request as SessionRequest
     if (raw.length > MAX_COOKIE_LENGTH) {
-      req[kSession] = new Session(backend, request, core.reject(request.log, 'oversized'), bearer)
+      req[kSession] = new Session(context, request, core.reject(request.log, 'oversized'), bearer)
       done()
       return
     }
     backend.load(request.log, raw, bearer).then((loaded) => {
-      req[kSession] = new Session(backend, request, loaded, bearer)
+      req[kSession] = new Session(context, request, loaded, bearer)
       done()
     }, done)
   }

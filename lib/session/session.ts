@@ -1,12 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Backend, Issued, LoadResult, SessionState } from '../backends/backend.js'
-import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverrides } from './cookie-overrides.js'
+import { cookieOverrides, type CookieAttributeOverrides, type SessionCookieOverrides } from '../backends/cookie-overrides.js'
 import type { SessionCore } from '../backends/core.js'
 import { FST_SESSION_NOT_FRESH, FST_SESSION_OPTION_INVALID, FST_SESSION_REVOKED } from '../errors.js'
 import { newSessionId, normalizeUserId } from '../crypto/ids.js'
-import type { RevokedReason } from './events.js'
-import { DEFAULT_POLICY, loginPolicy, type LoginOptions, type Policy } from '../backends/policy.js'
-import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from './data.js'
+import type { RevokedReason, SessionEventEmitter } from './events.js'
+import type { Watcher } from './watch.js'
+import { DEFAULT_POLICY, type Policy } from '../backends/policy.js'
+import { loginPolicy, type LoginOptions } from './login.js'
+import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from '../stores/data.js'
 import { storeError, withStoreErrors } from '../backends/store-errors.js'
 
 interface Changes {
@@ -30,7 +32,17 @@ type Outcome = 'write' | 'renew' | 'drop' | 'none'
 /** A session created by the first write of an anonymous session on a bearer request travels as a token too. */
 const BEARER: Policy = Object.freeze({ ...DEFAULT_POLICY, transport: 'bearer' as const })
 
+/** What every session of one plugin instance works with, made once at register(). */
+export interface SessionContext {
+  readonly backend: Backend
+  /** The lifecycle events (`app.sessions.on`). */
+  readonly events: SessionEventEmitter
+  /** Follows the sessions of live connections (`onRevoked`). */
+  readonly watcher: Watcher
+}
+
 export class Session {
+  readonly #context: SessionContext
   readonly #backend: Backend
   readonly #core: SessionCore
   readonly #request: FastifyRequest
@@ -63,9 +75,10 @@ export class Session {
   #cookieOverrides: CookieAttributeOverrides | undefined
 
   /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
-  constructor (backend: Backend, request: FastifyRequest, start: LoadResult, bearer = false) {
-    this.#backend = backend
-    this.#core = backend.core
+  constructor (context: SessionContext, request: FastifyRequest, start: LoadResult, bearer = false) {
+    this.#context = context
+    this.#backend = context.backend
+    this.#core = context.backend.core
     this.#request = request
     this.#bearerRequest = bearer
     this.#hadCookie = !bearer && start.kind !== 'none'
@@ -348,7 +361,7 @@ export class Session {
   /** A lifecycle event, built only when this instance listens to it. */
   #emit (event: 'created' | 'login' | 'regenerated' | 'destroyed', state: SessionState, previousId?: string): void {
     const core = this.#core
-    const events = core.events
+    const events = this.#context.events
     if (!events.listening(event)) return
     const { ip, userAgent } = core.client(this.#request)
     const payload = { id: state.id, userId: state.userId, at: core.now(), ip, userAgent }
@@ -367,7 +380,7 @@ export class Session {
     if (typeof callback !== 'function') throw new FST_SESSION_OPTION_INVALID('callback', 'must be a function')
     const state = this.#state
     if (state === undefined) throw new FST_SESSION_OPTION_INVALID('onRevoked', 'the session is not stored yet: call it after login() or save()')
-    return this.#core.watcher.follow(state, callback)
+    return this.#context.watcher.follow(state, callback)
   }
 
   /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */

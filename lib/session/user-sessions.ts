@@ -1,32 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Backend } from '../backends/backend.js'
+import type { Backend, SessionRecord } from '../backends/backend.js'
 import { MAX_COOKIE_LENGTH } from '../backends/core.js'
 import { FST_SESSION_OPTION_INVALID } from '../errors.js'
 import { normalizeUserId } from '../crypto/ids.js'
 import type { SessionEventEmitter, SessionEventListener, SessionEventName } from './events.js'
-import type { SessionTransport } from '../backends/policy.js'
-import { checkData, type SessionData } from './data.js'
-
-/** A session as `app.sessions` shows it: everything but the secret's hash. Times in ms since the epoch. */
-export interface SessionRecord {
-  id: string
-  userId: string | undefined
-  data: Partial<SessionData> & Record<string, unknown>
-  createdAt: number
-  lastSeenAt: number
-  expiresAt: number
-  authenticatedAt: number | undefined
-  ip: string | undefined
-  userAgent: string | undefined
-  /** How the session travels: in the session cookie, or as a bearer token (`login(id, { transport: 'bearer' })`). */
-  transport: SessionTransport
-  /** False: its cookie carries no Max-Age and dies with the browser (`login(id, { persistent: false })`). */
-  persistent: boolean
-  /** Its idle timeout in seconds: its own from `login()`, else the app's. */
-  ttl: number
-  /** Its absolute timeout in seconds: its own from `login()`, else the app's. */
-  absoluteTtl: number
-}
+import { checkData } from '../stores/data.js'
 
 export interface SessionUpdate {
   id: string

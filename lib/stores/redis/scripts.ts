@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { script } from '../../redis/script.js'
 
 // The Redis store's Lua scripts. Each runs atomically, so a session and its user's index
 // always change together. Every key a script touches shares one hash tag, `{<userKey>}`
@@ -11,15 +11,6 @@ import { createHash } from 'node:crypto'
 // serialized value. The index is a sorted set of the user's session suffixes scored by
 // expiresAt; it expires with the user's last session, and every write that changes it prunes
 // what is past.
-
-export interface Script {
-  readonly lua: string
-  readonly sha: string
-}
-
-function script (lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
-}
 
 // Sets the index to expire with its latest session; an empty sorted set is gone already.
 const EXPIRE_INDEX = `

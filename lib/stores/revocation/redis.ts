@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { RedisBus } from '../../bus/redis.js'
 import { redisOptions } from '../../util/check.js'
 import { ownerKeyOf, userKey } from '../../crypto/ids.js'
 import { RedisConnection } from '../../redis/connection.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
-import type { Script } from '../redis/scripts.js'
+import { script } from '../../redis/script.js'
 import type { RevocationStore, StoreContext } from '../store.js'
 
 // Revocation in Redis, for the cookie store. Keys carry the hash tag of their user, so the
@@ -32,10 +31,6 @@ export interface RedisRevocationOptions {
   timeout?: number
   /** Replicas that must acknowledge each revocation (`WAIT`), as the Redis store's option. @default 0 */
   waitForReplicas?: number
-}
-
-function script (lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
 // KEYS: user hash, deny key. ARGV: 'k:' .. id, the session's generation.

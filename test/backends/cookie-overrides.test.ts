@@ -1,5 +1,5 @@
 import t from 'tap'
-import { cookieOverrides } from '../../lib/session/cookie-overrides.js'
+import { cookieOverrides } from '../../lib/backends/cookie-overrides.js'
 import { buildApp, cookieOf, setCookieOf } from '../helpers/app.js'
 
 // request.session.options(opts): per-response overrides that can only make the cookie stricter.
