@@ -138,6 +138,9 @@ if (cluster !== undefined) {
     const revocation = revocationOf('alice')
     await publisher.publish(revocation)
     t.same(await r.next(), revocation)
+    await bus.close()
+    // The next test counts connections from a clean slate.
+    await until('closed', async () => await allConnections() === 0 ? true : undefined)
   })
 
   t.test('follows are counted per channel; masters connected as needed', async (t) => {
@@ -211,7 +214,7 @@ if (cluster !== undefined) {
     const server = cluster.servers.get(owner)
     const near = await userBy('alice', true)
     await server?.stop()
-    await sleep(300)
+    await until('the outage noticed', async () => log.at(40).length === 1 ? true : undefined)
     bus.follow(newSessionId(near)) // during the outage, on the master that is down
     await sleep(300)
     await server?.start()

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { MemoryStore } from '../../lib/index.js'
 import { buildApp, cookieOf, delegate, logSink, testClock } from '../helpers/app.js'
-import { redisServer } from '../helpers/redis.js'
+import { redisServer, until } from '../helpers/redis.js'
 
 // Lifecycle events (`app.sessions.on` / `off`) and `onRevoked` on one instance: what each event
 // carries (never a secret, a token or data), listeners and callbacks that throw, bad arguments,
@@ -49,7 +49,8 @@ t.test('created, login, regenerated, destroyed and revoked: who, when, from wher
   cookie = cookieOf(regenerated) as string
   const newId = regenerated.json().id as string
   await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
-  await delay(20) // 'revoked' comes through the bus, on a later turn
+  // 'revoked' comes through the bus, on a later turn.
+  await until('three revocations heard', async () => events.filter(([name]) => name === 'revoked').length >= 3 ? true : undefined)
   const names = events.map(([name]) => name)
   t.same(names.filter((n) => n !== 'revoked'), ['created', 'login', 'regenerated', 'destroyed'])
   const byName = new Map(events.map(([name, e]) => [name, e]))
@@ -80,7 +81,10 @@ t.test('a listener or a callback that throws is logged; the request, the others 
   t.same(heard, [login.json().id], 'the next listener heard it')
   await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(login) as string } })
   await app.sessions.deleteAll('bob')
-  await delay(30)
+  await until('both logged', async () => sink.text().includes('an onRevoked callback threw') &&
+    sink.text().includes('a revoked listener that throws')
+    ? true
+    : undefined)
   t.match(sink.text(), 'a session event listener threw')
   t.match(sink.text(), 'an onRevoked callback threw')
 })
@@ -124,12 +128,16 @@ t.test('a subscriber that lost its connection while a revocation was published c
   t.teardown(() => admin.quit())
   const login = await b.inject({ method: 'POST', url: '/login', payload: { user: 'dan' } })
   await b.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(login) as string } })
-  for (let i = 0; i < 200 && (await admin.pubsub('NUMSUB', 'ev:revoked') as [string, number])[1] === 0; i++) await delay(10)
-  t.equal((await admin.pubsub('NUMSUB', 'ev:revoked') as [string, number])[1], 1, 'B is subscribed')
-  // The subscriber's connection is cut, and the revocation published before it is back.
-  await admin.client('KILL', 'TYPE', 'pubsub')
+  await until('B subscribed', async () => (await admin.pubsub('NUMSUB', 'ev:revoked') as [string, number])[1] === 1 ? true : undefined)
+  await a.sessions.getAll('dan') // A's connection is open
+  // The subscriber's connection is cut, and kept out (no room for a new client) until the
+  // revocation is published: whatever the machine's load, it is missed.
+  const connected = (await admin.client('LIST') as string).trim().split('\n').length
+  const maxclients = (await admin.config('GET', 'maxclients') as string[])[1] as string
+  await admin.multi().client('KILL', 'TYPE', 'pubsub').config('SET', 'maxclients', connected - 1).exec()
   await a.sessions.deleteAll('dan')
-  for (let i = 0; i < 300 && ended.length === 0; i++) await delay(10)
+  await admin.config('SET', 'maxclients', maxclients)
+  await until('the connection ends', async () => ended.length > 0 ? true : undefined)
   t.same(ended, ['unknown'], 'the resync found the session gone: the connection ends')
 
   // A restart of Redis (every session lost with it) while another one is followed.
@@ -137,7 +145,7 @@ t.test('a subscriber that lost its connection while a revocation was published c
   await b.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(again) as string } })
   await server.stop()
   await server.start()
-  for (let i = 0; i < 500 && ended.length === 1; i++) await delay(10)
+  await until('the second connection ends', async () => ended.length > 1 ? true : undefined)
   t.same(ended, ['unknown', 'unknown'], 'after the restart, the session is found gone')
 })
 
@@ -145,10 +153,13 @@ t.test('a check the store cannot answer is tried again a second later; then the 
   const memory = new MemoryStore({}, { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
   t.teardown(() => memory.close())
   let failing = false
+  let answered = 0
   const store = delegate(memory, {
     get: async (id) => {
       if (failing) throw new Error('store down')
-      return await memory.get(id)
+      const found = await memory.get(id)
+      answered++
+      return found
     }
   })
   const sink = logSink('warn')
@@ -162,14 +173,13 @@ t.test('a check the store cannot answer is tried again a second later; then the 
   t.teardown(() => app.close())
   const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'olga' } })
   await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(login) as string } })
-  await delay(50) // the check of a session just followed
+  await until('the check of a session just followed', async () => answered === 2 ? true : undefined) // after its load
   failing = true
   await app.sessions.deleteAll('olga') // a store without a bus: the message names the user, and the check fails
-  await delay(300)
+  await until('the failed check', async () => sink.text().includes('session store unavailable while checking a live connection') ? true : undefined)
   t.same(ended, [], 'not ended on a failed check')
-  t.match(sink.text(), 'session store unavailable while checking a live connection')
   failing = false
-  for (let i = 0; i < 200 && ended.length === 0; i++) await delay(10)
+  await until('the retry', async () => ended.length > 0 ? true : undefined)
   t.same(ended, ['deleteAll'], 'the retry found it gone')
 })
 
@@ -190,11 +200,17 @@ t.test('a session no longer followed when its check returns is left alone; one g
   const clock = testClock()
   const memory = new MemoryStore({}, { clock: clock.now, log: pino({ level: 'silent' }), maxSessionsPerUser: 100 })
   t.teardown(() => memory.close())
-  let slow = false
+  // The second get (the check of the first session followed, after its load) waits for release().
+  let calls = 0
+  let answered = 0
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
   const store = delegate(memory, {
     get: async (id) => {
-      if (slow) await delay(100)
-      return await memory.get(id)
+      if (++calls === 2) await held
+      const found = await memory.get(id)
+      answered++
+      return found
     }
   })
   const ended: string[] = []
@@ -208,18 +224,19 @@ t.test('a session no longer followed when its check returns is left alone; one g
   })
   t.teardown(() => app.close())
   const first = await app.inject({ method: 'POST', url: '/login', payload: { user: 'quinn' } })
-  slow = true
   await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(first) as string } })
+  t.equal(answered, 1, 'the load answered, the check of the session just followed not yet')
   ;(stops[0] as () => void)() // while its first check waits for the store
-  await delay(200)
+  release()
+  await until('the check answered', async () => answered === 2 ? true : undefined)
+  await delay(10)
   t.same(ended, [], 'stopped: its check changed nothing')
-  slow = false
 
   const second = await app.inject({ method: 'POST', url: '/login', payload: { user: 'quinn' } })
   await app.inject({ method: 'POST', url: '/watch', headers: { cookie: cookieOf(second) as string } })
-  await delay(50)
+  await until('the check of the session just followed', async () => answered === 4 ? true : undefined)
   // Deleted behind the plugin's back (no announcement): the timer's check finds it gone before its deadline.
   t.equal(await memory.delete(second.json().id), true)
-  for (let i = 0; i < 300 && ended.length === 0; i++) await delay(10)
+  await until('the timer\'s check', async () => ended.length > 0 ? true : undefined)
   t.same(ended, ['unknown'], 'not expired: gone, nobody said why')
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { MemoryRevocation, type RevocationStore } from '../../../lib/index.js'
 import { buildApp, cookieOf, counting, logSink, testClock } from '../../helpers/app.js'
+import { until } from '../../helpers/redis.js'
 import { revocationFlows } from '../../helpers/revocation-flows.js'
 
 // Revocation for the cookie store with the in-process revocation store; the same flows run
@@ -135,7 +136,7 @@ t.test('MemoryRevocation sweeps expired entries on an unref\'d timer; options ar
   await store.revoke('a', 10)
   await store.revokeAll('u', [], 10)
   now = 20
-  await new Promise((resolve) => setTimeout(resolve, 30))
+  await until('swept', async () => store.stats().denied + store.stats().users === 0 ? true : undefined)
   t.same(store.stats(), { denied: 0, users: 0, dropped: 0 })
   await store.close()
   for (const [options, pattern] of [
