@@ -44,11 +44,21 @@ export interface StoreOptionsMap {
   express: ExpressStoreOptions
 }
 
-/** The store choice: a registered name with its own options, or a store object (which takes none). */
+/** The names of the registered stores: the built-in ones, and yours once added to `StoreOptionsMap`. */
+export type StoreName = keyof StoreOptionsMap
+
+/**
+ * The store choice: a registered name with its own options, or a store object (which takes
+ * none). A name held in a `string` (`process.env.STORE ?? 'memory'`) is accepted too, with the
+ * options of any registered store; the store it names checks them at register(), and an
+ * unknown name fails there with the list of the known ones.
+ */
 export type StoreSelection =
-  | { [K in keyof StoreOptionsMap]: { store: K, storeOptions?: StoreOptionsMap[K] } }[keyof StoreOptionsMap]
+  | { [K in StoreName]: { store: K, storeOptions?: StoreOptionsMap[K] } }[StoreName]
   | { store?: undefined, storeOptions?: MemoryStoreOptions }
   | { store: SessionStore | StatelessStore, storeOptions?: undefined }
+  // `string & {}` keeps the known names offered by editors.
+  | { store: string & {}, storeOptions?: StoreOptionsMap[StoreName] }
 
 export interface SessionOptions {
   /**
