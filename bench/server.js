@@ -126,11 +126,12 @@ const scenarios = {
   // What `npm install fastify-user-sessions` gives: the default crypto ('auto'), which takes
   // sodium-native, an optional dependency. Without it this scenario fails rather than quietly
   // measure node:crypto (ours-cookie-node measures that).
+  // The cookie store with the in-process revocation store, which the plugin requires of it.
   'ours-cookie': async (app) => {
     await import('sodium-native')
-    return ours(app, 'cookie')
+    return ours(app, 'cookie', { revocation: 'memory' })
   },
-  'ours-cookie-node': (app) => ours(app, 'cookie', { crypto: 'node:crypto' }),
+  'ours-cookie-node': (app) => ours(app, 'cookie', { crypto: 'node:crypto', revocation: 'memory' }),
   'fastify-session': (app) => fastifySession(app),
   'fastify-session-redis': async (app) => {
     const { default: Redis } = await import('ioredis')

@@ -10,6 +10,20 @@ export const FST_SESSION_OPTION_INVALID = createError<[string, string]>(
 export const FST_SESSION_SECRET_INVALID = createError<[string]>(
   'FST_SESSION_SECRET_INVALID', 'Invalid option "secret": %s', 500, TypeError)
 
+/** Several problems in the options, each an error of its own in `errors`: one restart fixes them all. */
+export const FST_SESSION_CONFIG_INVALID = createError<[number, string]>(
+  'FST_SESSION_CONFIG_INVALID', 'The options of fastify-user-sessions have %s problems:\n%s', 500, TypeError)
+
+export const FST_SESSION_PLUGIN_REGISTERED_TWICE = createError(
+  'FST_SESSION_PLUGIN_REGISTERED_TWICE',
+  'fastify-user-sessions is registered twice, on this Fastify instance or on one of its parents (app.sessions exists already); ' +
+  'register it once, at the root: every plugin and route below shares it', 500)
+
+export const FST_SESSION_PLUGIN_CONFLICT = createError(
+  'FST_SESSION_PLUGIN_CONFLICT',
+  'request.session is taken already, by another session plugin (@fastify/session or @fastify/secure-session?); ' +
+  'register one of them only: fastify-user-sessions speaks their request.session dialect (get, set, regenerate, destroy)', 500)
+
 export const FST_SESSION_STORE_UNKNOWN = createError<[string, string]>(
   'FST_SESSION_STORE_UNKNOWN', 'Unknown session store "%s"; known stores: %s', 500, TypeError)
 

@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { FST_SESSION_PLUGIN_CONFLICT, FST_SESSION_PLUGIN_REGISTERED_TWICE } from './errors.js'
 import type { FastifyUserSessionsOptions } from './options.js'
 import { sessionPlugin } from './request/plugin.js'
 import type { Session } from './session/session.js'
@@ -35,6 +36,11 @@ registerStore('redis', redisStore)
 registerStore('express', expressStore)
 
 async function fastifyUserSessionsPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
+  // Caught here, before anything is registered, rather than as Fastify's "decorator already added".
+  if (fastify.hasDecorator('sessions')) throw new FST_SESSION_PLUGIN_REGISTERED_TWICE()
+  if (fastify.hasRequestDecorator('session')) throw new FST_SESSION_PLUGIN_CONFLICT()
+  // Registered after this plugin, @fastify/cookie would fail with FST_ERR_DEC_ALREADY_PRESENT: Fastify
+  // tells a plugin of no later registration. Apps that give it options register it first.
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   await sessionPlugin(fastify, options)
 }

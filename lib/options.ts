@@ -1,4 +1,4 @@
-import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger } from './util/check.js'
+import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger, Problems } from './util/check.js'
 import { FST_SESSION_SECRET_INVALID } from './errors.js'
 import type { CookieStoreOptions } from './stores/cookie.js'
 import type { ExpressStoreOptions } from './stores/express.js'
@@ -133,13 +133,16 @@ export interface NormalizedOptions {
 const MIN_SECRET_LENGTH = 32
 const DEFAULT_TTL = 86_400 // 1 day
 const DEFAULT_ABSOLUTE_TTL = 2_592_000 // 30 days
+/** 400 days, in seconds: what browsers cap a cookie's lifetime at (RFC 6265bis); no session outlives it. */
+export const MAX_LIFETIME = 34_560_000
 // RFC 6265 cookie-name: a token, no separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const OPTION_KEYS = ['secret', 'store', 'storeOptions', 'cookieName', 'cookie', 'ttl', 'absoluteTtl',
   'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'bearer', 'clock'] as const
 const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'priority'] as const
 const NO_SECRETS: ReadonlyArray<string | Buffer> = Object.freeze([])
-
+/** Stands in for an invalid secret while the other options are checked: never used, register() throws first. */
+const REFUSED_SECRET: ReadonlyArray<string | Buffer> = Object.freeze([Buffer.alloc(MIN_SECRET_LENGTH)])
 /** The secrets, newest first; none when the option is absent (only a sealing store needs them, and says so). */
 function normalizeSecrets (secret: unknown): ReadonlyArray<string | Buffer> {
   if (secret === undefined) return NO_SECRETS
@@ -157,85 +160,118 @@ function normalizeSecrets (secret: unknown): ReadonlyArray<string | Buffer> {
   return Object.freeze([...secrets as Array<string | Buffer>])
 }
 
-function normalizeCookie (cookieName: string, cookie: unknown): NormalizedCookieOptions {
-  const c = optionsObject('cookie', cookie === undefined ? {} : cookie)
+/** A lifetime in seconds, at most 400 days; the message of a longer one says what it meant, and what it would be in milliseconds. */
+function lifetime (option: string, value: unknown, fallback: number): number {
+  const seconds = positiveInteger(option, value, fallback)
+  if (seconds > MAX_LIFETIME) {
+    const ms = seconds % 1000 === 0 && seconds / 1000 <= MAX_LIFETIME ? `; milliseconds by mistake? That is ${option}: ${seconds / 1000}` : ''
+    fail(option, `is in seconds, at most ${MAX_LIFETIME} (400 days, the longest a browser keeps a cookie); ` +
+      `got ${seconds} seconds (${Math.round(seconds / 86_400)} days)${ms}`)
+  }
+  return seconds
+}
+
+function normalizeCookie (cookieName: string, cookie: unknown, p: Problems): NormalizedCookieOptions {
+  const c = p.check({}, () => optionsObject('cookie', cookie === undefined ? {} : cookie))
   for (const key of Object.keys(c)) {
     if (key === 'maxAge' || key === 'expires') {
-      fail(`cookie.${key}`, 'the cookie lifetime follows the session deadline; use ttl and absoluteTtl')
+      p.fail(`cookie.${key}`, 'the cookie lifetime follows the session deadline; use ttl and absoluteTtl')
     }
   }
-  knownKeys(c, COOKIE_KEYS, 'cookie.')
-  const path = c.path ?? '/'
-  if (typeof path !== 'string' || !path.startsWith('/')) fail('cookie.path', 'must be a string starting with /')
-  const domain = nonEmptyString('cookie.domain', c.domain)
-  let secure: boolean | 'auto' = 'auto'
-  if (c.secure !== undefined) {
-    if (c.secure !== 'auto' && typeof c.secure !== 'boolean') fail('cookie.secure', "must be true, false or 'auto'")
-    secure = c.secure
-  }
-  const sameSite = oneOf('cookie.sameSite', c.sameSite, ['lax', 'strict', 'none'] as const, 'lax')
-  if (sameSite === 'none' && secure === false) fail('cookie.sameSite', "'none' requires a Secure cookie")
+  p.check(undefined, () => knownKeys(Object.fromEntries(Object.entries(c).filter(([key]) => key !== 'maxAge' && key !== 'expires')),
+    COOKIE_KEYS, 'cookie.'))
+  const path = p.check('/', () => {
+    const path = c.path ?? '/'
+    if (typeof path !== 'string' || !path.startsWith('/')) fail('cookie.path', 'must be a string starting with /')
+    return path
+  })
+  const domain = p.check(undefined, () => nonEmptyString('cookie.domain', c.domain))
+  const secure = p.check<boolean | 'auto'>('auto', () => {
+    if (c.secure !== undefined && c.secure !== 'auto' && typeof c.secure !== 'boolean') fail('cookie.secure', "must be true, false or 'auto'")
+    return (c.secure as boolean | 'auto' | undefined) ?? 'auto'
+  })
+  const sameSite = p.check('lax', () => oneOf('cookie.sameSite', c.sameSite, ['lax', 'strict', 'none'] as const, 'lax'))
+  if (sameSite === 'none' && secure === false) p.fail('cookie.sameSite', "'none' requires a Secure cookie")
   // Browsers drop a __Host- or __Secure- cookie without Secure; __Host- also wants Path=/ and no Domain.
-  if (cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')) {
-    if (secure === false) fail('cookie.secure', `${cookieName.split('-')[0]}- cookies must be Secure`)
-    secure = true
-    if (cookieName.startsWith('__Host-') && (path !== '/' || domain !== undefined)) {
-      fail('cookie.path', '__Host- cookies need path "/" and no domain')
-    }
+  const prefixed = cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')
+  if (prefixed && secure === false) p.fail('cookie.secure', `${cookieName.split('-')[0]}- cookies must be Secure`)
+  if (cookieName.startsWith('__Host-') && (path !== '/' || domain !== undefined)) {
+    p.fail('cookie.path', '__Host- cookies need path "/" and no domain')
   }
   return Object.freeze({
     path,
     domain,
-    httpOnly: boolean('cookie.httpOnly', c.httpOnly, true),
-    secure,
+    httpOnly: p.check(true, () => boolean('cookie.httpOnly', c.httpOnly, true)),
+    secure: prefixed ? true : secure,
     sameSite,
-    partitioned: boolean('cookie.partitioned', c.partitioned, false),
-    priority: oneOf('cookie.priority', c.priority, ['low', 'medium', 'high'] as const, undefined)
+    partitioned: p.check(false, () => boolean('cookie.partitioned', c.partitioned, false)),
+    priority: p.check(undefined, () => oneOf('cookie.priority', c.priority, ['low', 'medium', 'high'] as const, undefined))
   })
 }
 
-/** Validates the plugin's options once, at register(); returns a new frozen object. */
-export function normalizeOptions (options: FastifyUserSessionsOptions): NormalizedOptions {
+/**
+ * Validates the plugin's options once, at register(); returns a new frozen object. Every
+ * problem is found before any is reported: given `problems`, they are left there for the
+ * caller to report with its own (the store's), and fallbacks stand in for the values refused;
+ * without, they are thrown at the end.
+ */
+export function normalizeOptions (options: FastifyUserSessionsOptions, problems?: Problems): NormalizedOptions {
+  const p = problems ?? new Problems()
   const o = optionsObject('options', options)
-  knownKeys(o, OPTION_KEYS)
-  const secrets = normalizeSecrets(o.secret)
+  p.check(undefined, () => knownKeys(o, OPTION_KEYS))
+  const secrets = p.check(REFUSED_SECRET, () => normalizeSecrets(o.secret))
 
-  const store = o.store === undefined ? 'memory' : o.store
-  if (typeof store !== 'string' && (store === null || typeof store !== 'object')) {
-    fail('store', 'must be a store name or a store object')
-  }
-  const storeOptions = optionsObject('storeOptions', o.storeOptions === undefined ? {} : o.storeOptions)
+  const store = p.check<string | SessionStore | StatelessStore>('memory', () => {
+    const store = o.store === undefined ? 'memory' : o.store
+    if (typeof store !== 'string' && (store === null || typeof store !== 'object')) {
+      fail('store', 'must be a store name or a store object')
+    }
+    return store as string | SessionStore | StatelessStore
+  })
+  const storeOptions = p.check({}, () => optionsObject('storeOptions', o.storeOptions === undefined ? {} : o.storeOptions))
 
-  const cookieName = o.cookieName ?? 'sid'
-  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
-    fail('cookieName', 'must be a non-empty cookie name token')
-  }
+  const cookieName = p.check('sid', () => {
+    const cookieName = o.cookieName ?? 'sid'
+    if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
+      fail('cookieName', 'must be a non-empty cookie name token')
+    }
+    return cookieName
+  })
 
-  const ttl = positiveInteger('ttl', o.ttl, DEFAULT_TTL)
-  const absoluteTtl = positiveInteger('absoluteTtl', o.absoluteTtl, Math.max(DEFAULT_ABSOLUTE_TTL, ttl))
-  if (absoluteTtl < ttl) fail('absoluteTtl', `must be at least ttl (${ttl})`)
+  const checkedTtl = p.check(undefined, () => lifetime('ttl', o.ttl, DEFAULT_TTL))
+  const ttl = checkedTtl ?? DEFAULT_TTL
+  const absoluteTtl = p.check(Math.max(DEFAULT_ABSOLUTE_TTL, ttl), () => lifetime('absoluteTtl', o.absoluteTtl, Math.max(DEFAULT_ABSOLUTE_TTL, ttl)))
+  // Against a refused ttl, this would be a second report of the same mistake.
+  if (checkedTtl !== undefined && absoluteTtl < ttl) p.fail('absoluteTtl', `must be at least ttl (${ttl})`)
 
-  const refreshFraction = o.refreshFraction ?? 0.1
-  if (typeof refreshFraction !== 'number' || !(refreshFraction > 0 && refreshFraction <= 1)) {
-    fail('refreshFraction', 'must be a number above 0 and at most 1')
-  }
+  const refreshFraction = p.check(0.1, () => {
+    const refreshFraction = o.refreshFraction ?? 0.1
+    if (typeof refreshFraction !== 'number' || !(refreshFraction > 0 && refreshFraction <= 1)) {
+      fail('refreshFraction', 'must be a number above 0 and at most 1')
+    }
+    return refreshFraction
+  })
 
-  const clock = o.clock ?? Date.now
-  if (typeof clock !== 'function') fail('clock', 'must be a function returning milliseconds')
+  const clock = p.check<() => number>(Date.now, () => {
+    const clock = o.clock ?? Date.now
+    if (typeof clock !== 'function') fail('clock', 'must be a function returning milliseconds')
+    return clock as () => number
+  })
 
-  return Object.freeze({
+  const normalized: NormalizedOptions = Object.freeze({
     secrets,
-    store: store as string | SessionStore | StatelessStore,
+    store,
     storeOptions,
     cookieName,
-    cookie: normalizeCookie(cookieName, o.cookie),
+    cookie: normalizeCookie(cookieName, o.cookie, p),
     ttl,
     absoluteTtl,
-    rolling: boolean('rolling', o.rolling, true),
+    rolling: p.check(true, () => boolean('rolling', o.rolling, true)),
     refreshFraction,
-    maxSessionsPerUser: positiveInteger('maxSessionsPerUser', o.maxSessionsPerUser, 100),
-    trackClient: boolean('trackClient', o.trackClient, true),
-    bearer: boolean('bearer', o.bearer, false),
-    clock: clock as () => number
+    maxSessionsPerUser: p.check(100, () => positiveInteger('maxSessionsPerUser', o.maxSessionsPerUser, 100)),
+    trackClient: p.check(true, () => boolean('trackClient', o.trackClient, true)),
+    bearer: p.check(false, () => boolean('bearer', o.bearer, false)),
+    clock
   })
+  return problems === undefined ? p.result(normalized) : normalized
 }

@@ -37,6 +37,16 @@ t.test('a ttl above 30 days raises the default absoluteTtl to it', async (t) => 
   t.equal(normalizeOptions({ secret: SECRET, ttl: 3_000_000 }).absoluteTtl, 3_000_000)
 })
 
+t.test('ttl and absoluteTtl: seconds, at most 400 days; milliseconds by mistake are named as such', async (t) => {
+  const code = 'FST_SESSION_OPTION_INVALID'
+  invalid(t, { ttl: 86_400_000 }, code, /^Invalid option "ttl": is in seconds, at most 34560000 \(400 days, the longest a browser keeps a cookie\); got 86400000 seconds \(1000 days\); milliseconds by mistake\? That is ttl: 86400$/)
+  invalid(t, { absoluteTtl: 2_592_000_000 }, code, /^Invalid option "absoluteTtl": is in seconds, .* got 2592000000 seconds \(30000 days\); milliseconds by mistake\? That is absoluteTtl: 2592000$/)
+  invalid(t, { ttl: 34_560_001 }, code, /"ttl": .*got 34560001 seconds \(400 days\)$/)
+  invalid(t, { ttl: 34_560_001_000 }, code, /got 34560001000 seconds \(400000 days\)$/)
+  const longest = normalizeOptions({ ttl: 34_560_000, absoluteTtl: 34_560_000 })
+  t.same([longest.ttl, longest.absoluteTtl], [34_560_000, 34_560_000], '400 days is the longest')
+})
+
 t.test('secrets', async (t) => {
   t.same(normalizeOptions({}).secrets, [], 'optional: server-side stores need none')
   invalid(t, { secret: [] }, 'FST_SESSION_SECRET_INVALID', /list is empty/)
@@ -101,7 +111,7 @@ t.test('cookie options', async (t) => {
 t.test('register() fails fast with the typed error', async (t) => {
   const app = Fastify()
   await t.rejects(async () => { await app.register(session, { secret: 'short' }) }, { code: 'FST_SESSION_SECRET_INVALID' })
-  await t.rejects(async () => { await Fastify().register(session, { store: 'cookie' }) },
+  await t.rejects(async () => { await Fastify().register(session, { store: 'cookie', storeOptions: { revocation: 'memory' } }) },
     { code: 'FST_SESSION_SECRET_INVALID', message: /"secret": is required by the cookie store, which seals sessions with it/ })
   const noSecret = Fastify()
   await noSecret.register(session, { store: 'memory' })

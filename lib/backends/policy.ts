@@ -5,6 +5,8 @@
 // cookie, one hour idle, one day at most); the plugin decodes it, and refuses a session whose
 // settings it cannot read rather than guess its deadlines.
 
+import { MAX_LIFETIME } from '../options.js'
+
 export type SessionTransport = 'cookie' | 'bearer'
 
 export interface Policy {
@@ -19,8 +21,7 @@ export interface Policy {
 
 export const DEFAULT_POLICY: Policy = Object.freeze({ ttl: undefined, absoluteTtl: undefined, persistent: true, transport: 'cookie' })
 
-/** 400 days: what browsers cap a cookie's lifetime at (RFC 6265bis); no session outlives it. */
-export const MAX_LIFETIME = 34_560_000
+export { MAX_LIFETIME }
 const SECONDS = /^[1-9][0-9]{0,7}$/
 const decoded = new Map<string, Policy | undefined>()
 const DECODED_LIMIT = 1000

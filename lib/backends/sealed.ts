@@ -12,9 +12,9 @@ import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, Se
 import { owned } from './owned.js'
 
 // A stateless store (the cookie store): the whole session travels in the cookie, sealed.
-// Nothing is stored; the deadlines are checked here on the plugin's clock, and a revocation
-// store, when there is one, is asked once per request and is what makes a logout stop copies
-// of the cookie too.
+// Nothing is stored; the deadlines are checked here on the plugin's clock, and the revocation
+// store (which the plugin requires) is asked once per request and is what makes a logout stop
+// copies of the cookie too.
 
 /** A sealed session: what the cookie carries, no secret (the seal is the credential). */
 export interface SealedState extends SessionState {
@@ -24,11 +24,9 @@ export interface SealedState extends SessionState {
   readonly generation: number
 }
 
-const SERVER_STORE = 'use a server-side store such as "memory" or "redis"'
-
 /** What a stateless store cannot do: it keeps no session on the server to read or change. */
 function unlisted (what: string): Error {
-  return new FST_SESSION_STORE_UNSUPPORTED(what, `a stateless store keeps no session on the server; ${SERVER_STORE}`)
+  return new FST_SESSION_STORE_UNSUPPORTED(what, 'a stateless store keeps no session on the server; use a server-side store such as "memory" or "redis"')
 }
 
 export class SealedBackend implements Backend<SealedState> {
@@ -37,16 +35,16 @@ export class SealedBackend implements Backend<SealedState> {
   readonly maxAbsoluteTtl: number
   readonly bus: RevocationBus
   readonly #store: StatelessStore
-  readonly #revocation: RevocationStore | undefined
+  readonly #revocation: RevocationStore
   readonly #log: FastifyBaseLogger
 
-  constructor (core: SessionCore, store: StatelessStore, log: FastifyBaseLogger) {
+  constructor (core: SessionCore, store: StatelessStore, revocation: RevocationStore, log: FastifyBaseLogger) {
     this.core = core
     this.maxAbsoluteTtl = core.options.absoluteTtl
     this.#store = store
-    this.#revocation = store.revocation
+    this.#revocation = revocation
     this.#log = log
-    this.bus = store.revocation?.bus ?? localBus(store, log)
+    this.bus = revocation.bus ?? localBus(store, log)
   }
 
   #announce (revocation: Revocation): void {
@@ -67,16 +65,13 @@ export class SealedBackend implements Backend<SealedState> {
     const absoluteAt = Math.min(s.absoluteAt, s.createdAt + Math.min(core.absoluteTtlOf(policy), core.absoluteTtlMs))
     const expiresAt = Math.min(s.expiresAt, absoluteAt)
     if (expiresAt <= now) return core.reject(log, 'expired')
-    const revocation = this.#revocation
-    if (revocation !== undefined) {
-      let revoked: boolean
-      try {
-        revoked = await revocation.isRevoked(s.id, s.userId, s.generation)
-      } catch (err) {
-        return core.unavailable(log, err)
-      }
-      if (revoked) return core.reject(log, 'revoked')
+    let revoked: boolean
+    try {
+      revoked = await this.#revocation.isRevoked(s.id, s.userId, s.generation)
+    } catch (err) {
+      return core.unavailable(log, err)
     }
+    if (revoked) return core.reject(log, 'revoked')
     const state: SealedState = {
       id: s.id,
       userId: s.userId,
@@ -111,8 +106,7 @@ export class SealedBackend implements Backend<SealedState> {
   /** Nothing is stored: a session of a user is sealed under the user's current revocation generation. */
   async create (_request: FastifyRequest, init: NewSession): Promise<Issued<SealedState>> {
     const core = this.core
-    const revocation = this.#revocation
-    const generation = revocation === undefined || init.userId === undefined ? 0 : await revocation.generation(init.userId)
+    const generation = init.userId === undefined ? 0 : await this.#revocation.generation(init.userId)
     const now = core.now()
     const absoluteAt = init.createdAt + core.absoluteTtlOf(init.policy)
     return {
@@ -138,20 +132,16 @@ export class SealedBackend implements Backend<SealedState> {
     return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend: true }
   }
 
-  /** Deny-listed until its absolute deadline by the revocation store; without one, nothing (only the cookie is expired). */
+  /** Deny-listed until its absolute deadline by the revocation store. */
   async drop (state: SealedState, reason: 'destroy' | 'replaced'): Promise<boolean> {
-    const revocation = this.#revocation
-    if (revocation === undefined) return false
-    const revoked = await revocation.revoke(state.id, state.absoluteAt)
+    const revoked = await this.#revocation.revoke(state.id, state.absoluteAt)
     if (revoked) this.#announce({ ids: [state.id], userId: state.userId, reason, at: this.core.now() })
     return revoked
   }
 
   /** Nothing is stored: the deadline is the one sealed into the cookie, unless the session was revoked. */
   async alive (state: SealedState): Promise<number | undefined> {
-    const revocation = this.#revocation
-    if (revocation !== undefined && await revocation.isRevoked(state.id, state.userId, state.generation)) return undefined
-    return state.expiresAt
+    return await this.#revocation.isRevoked(state.id, state.userId, state.generation) ? undefined : state.expiresAt
   }
 
   cookieValue (request: FastifyRequest, state: SealedState, _secret: string, data: Record<string, unknown>): string {
@@ -182,30 +172,22 @@ export class SealedBackend implements Backend<SealedState> {
     throw unlisted('getAll')
   }
 
-  #revocationFor (what: string): RevocationStore {
-    if (this.#revocation !== undefined) return this.#revocation
-    throw new FST_SESSION_STORE_UNSUPPORTED(`${what} without a revocation store`,
-      `set storeOptions.revocation ('memory' or { type: 'redis', client }), or ${SERVER_STORE}`)
-  }
-
   /** Its absolute deadline is in the cookie, not here: deny-list the id as long as any session can live. */
   async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
-    const revocation = this.#revocationFor('delete')
     if (!owned(sessionId, userId)) return false
     const core = this.core
-    const revoked = await withStoreErrors(revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
+    const revoked = await withStoreErrors(this.#revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
     if (revoked) this.#announce({ ids: [sessionId], userId: userId ?? userIdOf(sessionId), reason: 'delete', at: core.now() })
     return revoked
   }
 
   /** A stateless store cannot count the cookies it revoked: it resolves 0. */
   async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {
-    const revocation = this.#revocationFor('deleteAll')
     if (userId === undefined) return 0
     const key = userKey(userId)
     const kept = except.filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
     const core = this.core
-    await withStoreErrors(revocation.revokeAll(userId, kept, core.now() + core.absoluteTtlMs))
+    await withStoreErrors(this.#revocation.revokeAll(userId, kept, core.now() + core.absoluteTtlMs))
     // Which cookies are out there nobody knows: the message names the user; each instance checks those it follows.
     this.#announce({ ids: [], userId, except: kept, reason: 'deleteAll', at: core.now() })
     return 0

@@ -2,8 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { MemoryBus } from './memory.js'
 
 // A bus for a store that has none of its own (a connect store, a store object of the app's, the
-// cookie store without a revocation store): in-process, one per store object, so that every
-// plugin instance of the process given the same store hears the others. Other processes do not.
+// cookie store with a revocation store of the app's that has none): in-process, one per store
+// object, so that every plugin instance of the process given the same store hears the others.
+// Other processes do not.
 
 const buses = new WeakMap<object, MemoryBus>()
 

@@ -4,6 +4,7 @@ import type { LoadResult } from '../backends/backend.js'
 import { MAX_COOKIE_LENGTH, SessionCore } from '../backends/core.js'
 import { FST_SESSION_DISABLED } from '../errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from '../options.js'
+import { Problems } from '../util/check.js'
 import { SessionEventEmitter } from '../session/events.js'
 import { Session, type SessionContext } from '../session/session.js'
 import { resolveStore } from '../stores/registry.js'
@@ -27,16 +28,22 @@ interface SessionRequest extends FastifyRequest {
 }
 
 export async function sessionPlugin (fastify: FastifyInstance, options: FastifyUserSessionsOptions): Promise<void> {
-  const opts = normalizeOptions(options)
-  const store = resolveStore(opts.store, opts.storeOptions, {
+  // Every problem of the options, the store's included, in one error: one restart fixes them all.
+  const problems = new Problems()
+  const opts = normalizeOptions(options, problems)
+  const store = problems.check(undefined, () => resolveStore(opts.store, opts.storeOptions, {
     clock: opts.clock,
     log: fastify.log,
     maxSessionsPerUser: opts.maxSessionsPerUser,
     secrets: opts.secrets,
-    cookieName: opts.cookieName
-  })
+    cookieName: opts.cookieName,
+    problems
+  }))
   const core = new SessionCore(opts)
-  const backend = backendFor(core, store, fastify.log)
+  const made = store === undefined ? undefined : backendFor(core, store, fastify.log, problems)
+  // A store built here from its name is ours to close (its clients, its timers); a store object stays the app's.
+  if (problems.found && typeof opts.store === 'string') await store?.close?.()
+  const backend = problems.result(made)
   const watcher = new Watcher(backend.bus, (state) => backend.alive(state), opts.clock, fastify.log)
   const events = new SessionEventEmitter(fastify.log, (listening) => { watcher.listening(listening) })
   watcher.hear(events)

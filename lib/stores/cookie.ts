@@ -15,15 +15,16 @@ import type { RevocationStore, SealedSession, StatelessStore, StoreContext } fro
 // (`policy`, the session's own settings from login(), only when it has any.)
 //
 // read back with prototype-poisoning protection and checked field by field. The deadlines are
-// checked by the plugin on its own clock; `revocation`, when given, is what makes a logout
-// or a "log out everywhere" stop copies of the cookie too.
+// checked by the plugin on its own clock; `revocation` (which the plugin requires) is what makes
+// a logout or a "log out everywhere" stop copies of the cookie too.
 
 export interface CookieStoreOptions {
   /**
-   * Where revocations are kept: 'memory' (this process only), `{ type: 'redis', client }`
-   * (shared), or a revocation store object. Without it, `destroy()` only expires the cookie
-   * in this browser, and `app.sessions.delete` / `deleteAll` fail with
-   * `FST_SESSION_STORE_UNSUPPORTED`. @default undefined
+   * Where revocations are kept, so that a logout, `app.sessions.delete` and `deleteAll` stop
+   * copies of the cookie too: 'memory' (this process only, forgotten on restart),
+   * `{ type: 'redis', client }` (shared by every instance), or a revocation store object.
+   * Required by the plugin, which refuses the cookie store without it at register(). (Optional
+   * here for a store built to seal and open only.) @default undefined
    */
   revocation?: RevocationOption
   /**
@@ -34,6 +35,8 @@ export interface CookieStoreOptions {
    */
   crypto?: 'auto' | AeadName
 }
+
+const STAND_IN: ReadonlyArray<string | Buffer> = Object.freeze([Buffer.alloc(32)])
 
 function isTime (value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
@@ -77,9 +80,14 @@ export class CookieStore implements StatelessStore {
     optionsObject('storeOptions', options)
     knownKeys(options, ['revocation', 'crypto'], 'storeOptions.')
     const aead = pickAead(options.crypto ?? 'auto')
-    const { secrets, cookieName, clock } = context
+    const { cookieName, clock } = context
+    let secrets = context.secrets
     if (secrets === undefined || secrets.length === 0) {
-      throw new FST_SESSION_SECRET_INVALID('is required by the cookie store, which seals sessions with it')
+      const missing = new FST_SESSION_SECRET_INVALID('is required by the cookie store, which seals sessions with it')
+      if (context.problems === undefined) throw missing
+      // register() fails with it and the other problems: this stand-in never seals a cookie that is sent.
+      context.problems.add(missing)
+      secrets = STAND_IN
     }
     if (cookieName === undefined) throw new FST_SESSION_STORE_INVALID('the cookie store needs the cookie name in its context')
     this.#sealer = new Sealer(secrets, cookieName, clock, aead)

@@ -57,6 +57,12 @@ export interface StoreContext {
   secrets?: ReadonlyArray<string | Buffer>
   /** The session cookie's name, which a sealing store binds into the sealed value. */
   cookieName?: string
+  /**
+   * Where register() gathers the problems of the options, to report them together (one restart
+   * fixes them all): a store that can go on checking after one adds it here instead of throwing,
+   * and the app does not start. Absent when a store is built outside the plugin: throw then.
+   */
+  problems?: { add: (err: Error) => void }
 }
 
 /**
@@ -133,9 +139,8 @@ export interface RevocationStore {
 
 /**
  * The contract of a stateless store: the whole session travels in the cookie, sealed. The
- * store seals and opens; the plugin checks deadlines and asks `revocation`, when there is one.
- * Without it, nothing can be revoked before its deadline: `app.sessions.delete` and
- * `deleteAll` fail with `FST_SESSION_STORE_UNSUPPORTED`.
+ * store seals and opens; the plugin checks deadlines and asks `revocation`. The plugin refuses
+ * a stateless store without one at register(): nothing could be revoked before its deadline.
  */
 export interface StatelessStore {
   readonly stateless: true

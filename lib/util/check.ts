@@ -1,4 +1,4 @@
-import { FST_SESSION_OPTION_INVALID } from '../errors.js'
+import { FST_SESSION_CONFIG_INVALID, FST_SESSION_OPTION_INVALID } from '../errors.js'
 
 // Option checking shared by the plugin and every store: each check names the option in its
 // message (`storeOptions.timeout`, `cookie.sameSite`), so a misconfigured app fails at
@@ -9,6 +9,52 @@ export const DEFAULT_TIMEOUT_MS = 2000
 
 export function fail (option: string, message: string): never {
   throw new FST_SESSION_OPTION_INVALID(option, message)
+}
+
+/**
+ * The problems found in the options at register(), reported together, so that one restart fixes
+ * them all: a check that fails is kept, and a fallback stands in for its value in the checks
+ * that follow. Only the plugin's typed errors are kept; anything else is a bug, thrown at once.
+ */
+export class Problems {
+  readonly #errors: Error[] = []
+
+  /** What `check` returns, or `fallback` when it throws a typed error (kept). */
+  check<T> (fallback: T, check: () => T): T {
+    try {
+      return check()
+    } catch (err) {
+      this.add(err)
+      return fallback
+    }
+  }
+
+  /** Keeps the problem of `option`, as `fail` would throw it. */
+  fail (option: string, message: string): void {
+    this.#errors.push(new FST_SESSION_OPTION_INVALID(option, message))
+  }
+
+  add (err: unknown): void {
+    if (!String((err as { code?: unknown } | null)?.code).startsWith('FST_SESSION_')) throw err
+    this.#errors.push(err as Error)
+  }
+
+  get found (): boolean {
+    return this.#errors.length > 0
+  }
+
+  /**
+   * `value` once nothing was found (the value the checks made, then defined); else throws what
+   * was found: one problem as its own error, several in FST_SESSION_CONFIG_INVALID, whose
+   * `errors` holds each.
+   */
+  result<T> (value: T | undefined): T {
+    const errors = this.#errors
+    if (errors.length === 0) return value as T
+    if (errors.length === 1) throw errors[0]
+    const err = new FST_SESSION_CONFIG_INVALID(errors.length, errors.map((e) => `- ${e.message}`).join('\n'))
+    throw Object.assign(err, { errors: [...errors] })
+  }
 }
 
 /** `value` as an options object; anything else fails naming `option`. */

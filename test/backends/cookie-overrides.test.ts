@@ -1,6 +1,6 @@
 import t from 'tap'
 import { cookieOverrides } from '../../lib/backends/cookie-overrides.js'
-import { buildApp, cookieOf, setCookieOf } from '../helpers/app.js'
+import { buildApp, cookieOf, setCookieOf, storeNamed } from '../helpers/app.js'
 
 // request.session.options(opts): per-response overrides that can only make the cookie stricter.
 
@@ -33,7 +33,7 @@ t.test('what options() accepts and refuses', async (t) => {
 
 for (const store of ['memory', 'cookie'] as const) {
   t.test(`options() on the ${store} store: applies to this response's Set-Cookie only, sends none by itself`, async (t) => {
-    const app = await buildApp({ store })
+    const app = await buildApp(storeNamed(store))
     t.teardown(() => app.close())
     app.post('/strict', async (request) => {
       request.session.options({ sameSite: 'strict', priority: 'high' })

@@ -94,8 +94,8 @@ t.test('the crypto option: auto, or insist on one; anything else is a typed erro
 })
 
 t.test('through the app: a process on node:crypto and one on sodium-native share their cookies', { skip: sodium === undefined && 'needs sodium-native' }, async (t) => {
-  const plain = await buildApp({ store: 'cookie', storeOptions: { crypto: 'node:crypto' } })
-  const native = await buildApp({ store: 'cookie', storeOptions: { crypto: 'sodium-native' } })
+  const plain = await buildApp({ store: 'cookie', storeOptions: { crypto: 'node:crypto', revocation: 'memory' } })
+  const native = await buildApp({ store: 'cookie', storeOptions: { crypto: 'sodium-native', revocation: 'memory' } })
   t.teardown(() => Promise.all([plain.close(), native.close()]))
   const fromPlain = cookieOf(await plain.inject({ method: 'POST', url: '/login', payload: { user: 'alice' } }))
   t.equal((await native.inject({ url: '/me', headers: { cookie: fromPlain } })).json().userId, 'alice')

@@ -4,6 +4,11 @@ import session, { type FastifyUserSessionsOptions, type SessionStore } from '../
 export const SECRET = 'a-test-secret-that-is-long-enough-32+'
 export const OLD_SECRET = 'an-older-secret-that-is-long-enough-32'
 
+/** The options of a built-in store chosen by its name, as the tests run it: the cookie store with the in-process revocation store, which it requires. */
+export function storeNamed (store: 'memory' | 'cookie'): Partial<FastifyUserSessionsOptions> {
+  return store === 'cookie' ? { store, storeOptions: { revocation: 'memory' } } : { store }
+}
+
 /** A controllable clock, in milliseconds since the epoch. */
 export function testClock (start = Date.now()): { now: () => number, tick: (ms: number) => void } {
   let t = start

@@ -186,7 +186,7 @@ t.test('tokens never reach the log, at any level', async (t) => {
 })
 
 t.test('bearer: true needs a server-side store; transport \'bearer\' needs bearer: true', async (t) => {
-  await t.rejects(buildApp({ store: 'cookie', bearer: true }), { code: 'FST_SESSION_OPTION_INVALID', message: /"bearer".*server-side store/ })
+  await t.rejects(buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, bearer: true }), { code: 'FST_SESSION_OPTION_INVALID', message: /"bearer".*server-side store/ })
   await t.rejects(buildApp({ bearer: 'yes' as never }), { code: 'FST_SESSION_OPTION_INVALID', message: /"bearer"/ })
   const app = await buildApp({}, false, (app) => {
     app.post('/api/login', async (req) => {

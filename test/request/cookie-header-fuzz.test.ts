@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { knownStores } from '../../lib/index.js'
-import { buildApp, setCookieOf } from '../helpers/app.js'
+import { buildApp, setCookieOf, storeNamed } from '../helpers/app.js'
 
 // The Cookie header as a whole: many cookies, names that mean something to JavaScript objects,
 // and the session cookie's name more than once. The first occurrence of the name decides, as
@@ -24,7 +24,7 @@ for (const store of ['memory', 'cookie'] as const) {
       t.plan(0, `store '${store}' is not registered`)
       return
     }
-    const app = await buildApp({ store })
+    const app = await buildApp(storeNamed(store))
     app.get('/probe', async (req) => ({ loaded: !req.session.isNew, userId: req.session.userId ?? null, sid: req.cookies.sid ?? null }))
     t.teardown(() => app.close())
     const issue = async (user: string): Promise<string> =>

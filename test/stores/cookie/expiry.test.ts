@@ -7,7 +7,7 @@ import { buildApp, cookieOf, logSink, testClock } from '../../helpers/app.js'
 t.test('the idle timeout is enforced on the server, whatever the browser keeps', async (t) => {
   const sink = logSink('debug')
   const clock = testClock()
-  const app = await buildApp({ store: 'cookie', clock: clock.now, ttl: 60 }, sink.logger)
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 60 }, sink.logger)
   t.teardown(() => app.close())
   const cookie = cookieOf(await app.inject({ method: 'POST', url: '/counter' }))
   clock.tick(59_999)
@@ -21,7 +21,7 @@ t.test('the idle timeout is enforced on the server, whatever the browser keeps',
 
 t.test('rolling: refreshed once the step has passed, so that reads stay reads; the copy left behind keeps its deadline', async (t) => {
   const clock = testClock()
-  const app = await buildApp({ store: 'cookie', clock: clock.now, ttl: 1000, refreshFraction: 0.1 })
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 1000, refreshFraction: 0.1 })
   t.teardown(() => app.close())
   const first = cookieOf(await app.inject({ method: 'POST', url: '/counter' }))
   clock.tick(99_000)
@@ -38,7 +38,7 @@ t.test('rolling: refreshed once the step has passed, so that reads stay reads; t
 
 t.test('rolling: false never pushes the deadline back; touch() does', async (t) => {
   const clock = testClock()
-  const app = await buildApp({ store: 'cookie', clock: clock.now, ttl: 100, rolling: false })
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 100, rolling: false })
   app.get('/touch', async (req) => { req.session.touch(); return 'ok' })
   t.teardown(() => app.close())
   const cookie = cookieOf(await app.inject({ method: 'POST', url: '/counter' }))
@@ -57,7 +57,7 @@ t.test('rolling: false never pushes the deadline back; touch() does', async (t) 
 
 t.test('the absolute timeout holds however active the session is', async (t) => {
   const clock = testClock()
-  const app = await buildApp({ store: 'cookie', clock: clock.now, ttl: 60, absoluteTtl: 300 })
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 60, absoluteTtl: 300 })
   t.teardown(() => app.close())
   let cookie = cookieOf(await app.inject({ method: 'POST', url: '/counter' }))
   for (let i = 0; i < 9; i++) {
@@ -74,8 +74,8 @@ t.test('the absolute timeout holds however active the session is', async (t) => 
 
 t.test('a shorter absoluteTtl applies at once to cookies sealed under a longer one', async (t) => {
   const clock = testClock()
-  const long = await buildApp({ store: 'cookie', clock: clock.now, ttl: 600, absoluteTtl: 3600 })
-  const short = await buildApp({ store: 'cookie', clock: clock.now, ttl: 600, absoluteTtl: 600 })
+  const long = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 600, absoluteTtl: 3600 })
+  const short = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' }, clock: clock.now, ttl: 600, absoluteTtl: 600 })
   t.teardown(async () => { await long.close(); await short.close() })
   const cookie = cookieOf(await long.inject({ method: 'POST', url: '/counter' }))
   clock.tick(500_000)

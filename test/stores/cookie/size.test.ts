@@ -8,7 +8,7 @@ import { buildApp, cookieOf, SECRET } from '../../helpers/app.js'
 // stays as it was.
 
 t.test('a cookie that would be too large fails the response, naming the size and the limit; the old cookie stays', async (t) => {
-  const app = await buildApp({ store: 'cookie' })
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' } })
   t.teardown(() => app.close())
   const small = await app.inject({ method: 'POST', url: '/set', payload: { key: 'note', value: 'short' } })
   const cookie = cookieOf(small)
@@ -40,7 +40,7 @@ async function boundary (t: Test, app: FastifyInstance, headers: Record<string, 
 
 async function fillApp (cookieName?: string, cookie?: object): Promise<FastifyInstance> {
   const app = Fastify({ trustProxy: true })
-  await app.register(session, { secret: SECRET, store: 'cookie', cookieName, cookie })
+  await app.register(session, { secret: SECRET, store: 'cookie', storeOptions: { revocation: 'memory' }, cookieName, cookie })
   app.post<{ Body: { n: number } }>('/fill', async (req) => { req.session.set('v', 'x'.repeat(req.body.n)); return 'ok' })
   return app
 }
@@ -67,7 +67,7 @@ t.test("with secure: 'auto', Secure counts on https only", async (t) => {
 })
 
 t.test('save() lets the handler catch the error and change course', async (t) => {
-  const app = await buildApp({ store: 'cookie' })
+  const app = await buildApp({ store: 'cookie', storeOptions: { revocation: 'memory' } })
   app.post('/careful', async (req) => {
     req.session.set('big', 'y'.repeat(5000))
     try {
@@ -87,11 +87,13 @@ t.test('save() lets the handler catch the error and change course', async (t) =>
 })
 
 t.test('a stateless store whose values need percent-encoding is measured as sent', async (t) => {
-  const inner = new CookieStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 1, secrets: [SECRET], cookieName: 'sid' })
+  const inner = new CookieStore({ revocation: 'memory' }, { clock: Date.now, log: console as never, maxSessionsPerUser: 1, secrets: [SECRET], cookieName: 'sid' })
+  t.teardown(() => inner.close())
   const store: StatelessStore = {
     stateless: true,
     seal: (s: SealedSession) => inner.seal(s).replaceAll('-', '+'),
-    open: (value: string) => inner.open(value.replaceAll('+', '-'))
+    open: (value: string) => inner.open(value.replaceAll('+', '-')),
+    revocation: inner.revocation
   }
   const app = await buildApp({ store })
   app.post<{ Body: { n: number } }>('/fill', async (req) => { req.session.set('v', '-'.repeat(req.body.n)); return 'ok' })
