@@ -30,6 +30,9 @@ export const FST_SESSION_STORE_UNKNOWN = createError<[string, string]>(
 export const FST_SESSION_STORE_INVALID = createError<[string]>(
   'FST_SESSION_STORE_INVALID', 'Invalid session store: %s', 500, TypeError)
 
+export const FST_SESSION_STORE_TABLE_INVALID = createError<[string, string]>(
+  'FST_SESSION_STORE_TABLE_INVALID', 'The session table %s %s', 500)
+
 export const FST_SESSION_STORE_UNAVAILABLE = createError<[string]>(
   'FST_SESSION_STORE_UNAVAILABLE', 'Session store unavailable: %s', 503)
 

@@ -8,6 +8,7 @@ import { Problems } from '../util/check.js'
 import { SessionEventEmitter } from '../session/events.js'
 import { Session, type SessionContext } from '../session/session.js'
 import { resolveStore } from '../stores/registry.js'
+import type { SessionStore } from '../stores/store.js'
 import { UserSessions } from '../session/user-sessions.js'
 import { Watcher } from '../session/watch.js'
 
@@ -110,6 +111,10 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     if (saving === undefined) done(null, payload)
     else saving.then(() => done(null, payload), done)
   })
+
+  // What only the store's server can tell (a missing table), once, before the app serves.
+  const ready = (store as Partial<SessionStore>).ready
+  if (typeof ready === 'function') fastify.addHook('onReady', async () => { await ready.call(store) })
 
   fastify.addHook('onClose', async () => {
     await watcher.close()

@@ -89,6 +89,12 @@ export interface SessionStore {
    * heard by the instance that revokes only.
    */
   readonly bus?: RevocationBus
+  /**
+   * Checks, once at the app's ready(), what only the store's server can tell before traffic
+   * comes (a missing table): rejects with a typed error for a mistake that will not heal, and
+   * resolves, after a warning, when the server cannot be reached (it may come up later).
+   */
+  ready? (): Promise<void>
   /** Releases what the store opened (clients, timers); called from the app's onClose. */
   close? (): Promise<void>
 }

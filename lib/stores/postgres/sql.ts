@@ -70,6 +70,9 @@ CREATE INDEX IF NOT EXISTS "${table}_expires_at_idx" ON ${q} (expires_at);
 `
 }
 
+/** The columns of the table postgresTableSql() creates, every one used by the statements: what ready() checks. */
+export const TABLE_COLUMNS: readonly string[] = Object.freeze([...postgresTableSql().matchAll(/^ {2}([a-z_]+) /gm)].map((m) => m[1] as string))
+
 /**
  * Creates the session table and its indexes when they do not exist: an explicit call, made
  * once at deploy or start-up; the store itself never runs DDL. Runs as one transaction, under
@@ -131,6 +134,8 @@ export function toStored (row: Row): StoredSession {
 const COLUMNS = 'id, secret_hash, user_id, data::text AS data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy'
 
 export interface Statements {
+  /** Whether the table `$1` (its quoted, qualified name) exists, and its columns. */
+  columns: string
   get: string
   insert: string
   insertForUser: string
@@ -150,6 +155,8 @@ export function statements (q: string): Statements {
     authenticated_at = EXCLUDED.authenticated_at, ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent, policy = EXCLUDED.policy
   WHERE s.expires_at <= $12`
   return {
+    columns: `SELECT to_regclass($1) IS NOT NULL AS found,
+  ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns`,
     get: `SELECT ${COLUMNS} FROM ${q} WHERE id = $1 AND expires_at > $2`,
     // Insert-new: an expired row with the same id is replaced, a live one is left alone.
     insert,

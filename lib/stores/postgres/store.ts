@@ -4,9 +4,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { announce } from '../../bus/announce.js'
 import { PostgresBus, postgresChannel } from '../../bus/postgres.js'
 import { DEFAULT_TIMEOUT_MS, fail, knownKeys, nonNegativeInteger, nonEmptyString, optionsObject, positiveInteger } from '../../util/check.js'
-import { FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../../errors.js'
+import { FST_SESSION_STORE_TABLE_INVALID, FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../../errors.js'
 import { isSessionId, ownerKeyOf, userKey } from '../../crypto/ids.js'
-import { statements, tableNames, toJson, toStored, UNSTORABLE_TEXT, type Row, type Statements } from './sql.js'
+import { statements, TABLE_COLUMNS, tableNames, toJson, toStored, UNSTORABLE_TEXT, type Row, type Statements } from './sql.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
 
 // The PostgreSQL store: one row per session, keyed by its public id, the data one jsonb
@@ -84,6 +84,8 @@ export class PostgresStore implements SessionStore {
   readonly #pool: PostgresPool
   readonly #own: OwnPool | undefined
   readonly #sql: Statements
+  /** The table's quoted, schema-qualified name. */
+  readonly #table: string
   /** Prefix of the per-user advisory lock keys: the table's name, so that two tables never share a lock. */
   readonly #lockSeed: string
   readonly #timeout: number
@@ -106,6 +108,7 @@ export class PostgresStore implements SessionStore {
     nonEmptyString('storeOptions.connectionString', connectionString)
     const { qualified, table } = tableNames(options, 'storeOptions.')
     this.#sql = statements(qualified)
+    this.#table = qualified
     this.#channel = postgresChannel(table, options.schema)
     this.#lockSeed = qualified + '\0'
     this.#timeout = positiveInteger('storeOptions.timeout', options.timeout, DEFAULT_TIMEOUT_MS)
@@ -191,6 +194,32 @@ export class PostgresStore implements SessionStore {
       timeout: this.#timeout
     })
     return this.#bus
+  }
+
+  /**
+   * Checks the table once, at the app's ready(): missing, or without a column this version uses,
+   * the app does not start (FST_SESSION_STORE_TABLE_INVALID, naming what to run), since that
+   * mistake never heals. A server that cannot be reached only gets a warning: it may come up
+   * later, and requests that need the store answer 503 until then.
+   */
+  async ready (): Promise<void> {
+    let table: { found: boolean, columns: string[] }
+    try {
+      table = (await this.#query(this.#sql.columns, [this.#table])).rows[0]
+    } catch (err) {
+      this.#log.warn({ err: { message: (err as Error).message } },
+        'postgres session store: could not check the session table at start; requests that need the store answer 503 until PostgreSQL answers')
+      return
+    }
+    if (!table.found) {
+      throw new FST_SESSION_STORE_TABLE_INVALID(this.#table,
+        'does not exist: create it with createPostgresTable(pool) at start-up, or with the SQL of postgresTableSql() in a migration')
+    }
+    const missing = TABLE_COLUMNS.filter((column) => !table.columns.includes(column))
+    if (missing.length > 0) {
+      throw new FST_SESSION_STORE_TABLE_INVALID(this.#table, `lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, ` +
+        'which this version uses: run createPostgresTable(pool) again (it adds them), or the ALTER TABLE lines of postgresTableSql() in a migration')
+    }
   }
 
   async get (id: string): Promise<StoredSession | undefined> {

@@ -1,10 +1,13 @@
+import { createServer } from 'node:net'
 import type { InjectOptions } from 'fastify'
 import t from 'tap'
-import { buildApp, cookieOf, testClock } from '../../helpers/app.js'
+import { createPostgresTable, postgresTableSql } from '../../../lib/index.js'
+import { buildApp, cookieOf, logSink, testClock } from '../../helpers/app.js'
 import { testDatabase } from '../../helpers/postgres.js'
 
 // The 'postgres' store behind a real Fastify app: login, the devices page, logging out
-// other devices and everywhere, expiry on an injected clock, concurrent requests.
+// other devices and everywhere, expiry on an injected clock, concurrent requests; the table
+// checked at ready().
 
 const db = await testDatabase(t)
 const skip = db.skip
@@ -202,6 +205,8 @@ t.test('round trips per request, counted on the pool', { skip }, async (t) => {
     t.comment(`${what}: ${sent.length} (${sent.join(', ')})`)
     return [...sent]
   }
+  await app.ready()
+  t.same(sent, ['SELECT'], 'at ready(), once: the table checked')
   t.same(await count('no session cookie', { url: '/' }), [])
   const anon = await app.inject({ method: 'POST', url: '/counter' })
   const anonCookie = cookieOf(anon) as string
@@ -217,4 +222,46 @@ t.test('round trips per request, counted on the pool', { skip }, async (t) => {
   t.same(await count('devices page', { url: '/devices', headers: { cookie } }), ['SELECT', 'SELECT'])
   t.same(await count('log out everywhere', { method: 'POST', url: '/logout-everywhere', headers: { cookie } }), ['SELECT', 'WITH', 'SELECT'],
     'load, delete them all (returning their ids), announce it')
+})
+
+t.test('the table is checked at ready(): missing, or a 0.1 table without policy, the app does not start, naming the fix', { skip }, async (t) => {
+  const missing = await buildApp({ store: 'postgres', storeOptions: db.options({ table: 'nope' }) })
+  t.teardown(() => missing.close())
+  await t.rejects(async () => { await missing.ready() }, {
+    code: 'FST_SESSION_STORE_TABLE_INVALID',
+    message: `The session table "${db.schema}"."nope" does not exist: create it with createPostgresTable(pool) at start-up, or with the SQL of postgresTableSql() in a migration`
+  })
+
+  const table = 'old_' + Date.now().toString(36)
+  await db.pool.query(postgresTableSql({ schema: db.schema, table }).replace(',\n  policy text\n', '\n').replace(/^ALTER TABLE.*\n/m, ''))
+  const old = await buildApp({ store: 'postgres', storeOptions: db.options({ table }) })
+  t.teardown(() => old.close())
+  await t.rejects(async () => { await old.ready() }, {
+    code: 'FST_SESSION_STORE_TABLE_INVALID',
+    message: /^The session table ".*"."old_\w+" lacks the column policy, which this version uses: run createPostgresTable\(pool\) again \(it adds them\)/
+  })
+  await db.pool.query(`ALTER TABLE "${db.schema}"."${table}" DROP COLUMN ip, DROP COLUMN user_agent`)
+  const older = await buildApp({ store: 'postgres', storeOptions: db.options({ table }) })
+  t.teardown(() => older.close())
+  await t.rejects(async () => { await older.ready() }, { message: /lacks the columns ip, user_agent, policy, / })
+
+  await createPostgresTable(db.pool, { schema: db.schema, table: 'nope' })
+  const created = await buildApp({ store: 'postgres', storeOptions: db.options({ table: 'nope' }) })
+  t.teardown(() => created.close())
+  await created.ready()
+  t.equal((await created.inject({ method: 'POST', url: '/login', payload: { user: 'ann' } })).statusCode, 200, 'once created, it starts')
+})
+
+t.test('unreachable at start: a warning, the app starts, and sessions answer 503 until PostgreSQL answers', { skip }, async (t) => {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  const sink = logSink('warn')
+  const app = await buildApp({ store: 'postgres', storeOptions: { connectionString: `postgres://postgres@127.0.0.1:${port}/test`, timeout: 1000, cleanupInterval: 0 } }, sink.logger)
+  t.teardown(() => app.close())
+  await app.ready()
+  t.match(sink.lines, [{ level: 40, msg: 'postgres session store: could not check the session table at start; requests that need the store answer 503 until PostgreSQL answers' }])
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { user: 'ann' } })).statusCode, 503)
+  t.equal((await app.inject({ url: '/' })).statusCode, 200)
 })
