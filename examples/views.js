@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { deviceName } from './device-name.js'
 
 // Server-rendered pages. `html` escapes every interpolated value unless it is itself the
 // result of `html`, so user-controlled text (a name, a user agent, an IP) cannot inject markup.
@@ -46,6 +47,8 @@ ul.devices li > form { flex: none; }
 .card > h2 { margin: 0; }
 .agent { font-weight: 600; overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: .9rem; margin: .15rem 0 0; }
+.fact { white-space: nowrap; }
+@media (max-width: 30rem) { ul.devices li { flex-direction: column; gap: .5rem; } }
 .badge { display: inline-block; font-size: .8rem; font-weight: 600; color: var(--ok); border: 1px solid currentColor;
   border-radius: 1rem; padding: 0 .5rem; margin-left: .4rem; }
 form { margin: 0; }
@@ -117,6 +120,7 @@ ${notice(message)}
 </form>`)
 }
 
+/** A time in UTC, readable without JavaScript; /devices.js says it in the viewer's terms ("2 minutes ago", local time). */
 function time (ms) {
   const iso = new Date(ms).toISOString()
   return html`<time datetime="${iso}">${iso.slice(0, 16).replace('T', ' ')} UTC</time>`
@@ -131,18 +135,25 @@ export function duration (seconds) {
   return `${n} ${unit}${n === 1 ? '' : 's'}`
 }
 
+/** How the session travels; an API token says so in its name already. */
 function carrier (record) {
-  if (record.transport === 'bearer') return 'API token'
-  return record.persistent ? 'Browser cookie, remembered' : 'Browser cookie, until the browser closes'
+  if (record.transport === 'bearer') return []
+  return [record.persistent ? 'Browser cookie, remembered ·' : 'Browser cookie, until the browser closes ·']
+}
+
+/** A line of facts, each kept whole: a narrow screen wraps it between them, never inside one. */
+function facts (...items) {
+  return html`<p class="meta">${items.map((item, i) => html`${i === 0 ? '' : ' '}<span class="fact">${item}</span>`)}</p>`
 }
 
 function device (record, current) {
   const labelId = `device-${record.id}`
   return html`<li>
   <div id="${labelId}">
-    <div class="agent">${record.userAgent ?? 'Unknown browser'}${current ? html`<span class="badge">This device</span>` : ''}</div>
-    <p class="meta">Signed in ${time(record.createdAt)} · last seen ${time(record.lastSeenAt)} · IP ${record.ip ?? 'unknown'}</p>
-    <p class="meta">${carrier(record)} · expires ${time(record.expiresAt)} · idle timeout ${duration(record.ttl)}, at most ${duration(record.absoluteTtl)}</p>
+    <div class="agent"${record.userAgent === undefined ? '' : html` title="${record.userAgent}"`}>${deviceName(record.userAgent, record.transport)}${current ? html`<span class="badge">This device</span>` : ''}</div>
+    ${facts(html`Signed in ${time(record.createdAt)} ·`, html`last seen ${time(record.lastSeenAt)} ·`, `IP ${record.ip ?? 'unknown'}`)}
+    ${facts(...carrier(record), html`${record.transport === 'bearer' ? 'Expires' : 'expires'} ${time(record.expiresAt)} ·`,
+      `idle timeout ${duration(record.ttl)},`, `at most ${duration(record.absoluteTtl)}`)}
   </div>
   ${current
     ? ''

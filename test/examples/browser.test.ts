@@ -20,8 +20,12 @@ const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 // Chromium and every process it starts inherit this; none may carry it once the browser is closed.
 const MARK_NAME = 'FUS_BROWSER_TEST'
 const MARK = `${MARK_NAME}=${process.pid}-${Date.now()}`
-const LAPTOP = devices['Desktop Chrome']
-const PHONE = devices['Pixel 7']
+// Two time zones other than UTC (the server's), one of them off the hour: each page says its times in its own.
+const LAPTOP = { ...devices['Desktop Chrome'], timezoneId: 'America/New_York' }
+const PHONE = { ...devices['Pixel 7'], timezoneId: 'Asia/Kolkata' }
+// As the devices page names them, from their User-Agent strings.
+const LAPTOP_NAME = 'Chrome on Windows'
+const PHONE_NAME = 'Chrome on Android'
 const FORM_CONTROLS = 'input:not([type=hidden]), select, textarea, button'
 const CONTROL_ROLES = /^\s*- (textbox|searchbox|button|checkbox|radio|combobox|listbox|spinbutton|slider|switch)\b(.*)$/
 
@@ -68,7 +72,7 @@ if (chromiumPresent()) {
 
   const problems: string[] = []
   async function deviceContext (descriptor: BrowserContextOptions): Promise<{ context: BrowserContext, page: Page }> {
-    const context = await browser.newContext({ ...descriptor, baseURL: base, locale: 'en-GB', timezoneId: 'UTC' })
+    const context = await browser.newContext({ timezoneId: 'UTC', ...descriptor, baseURL: base, locale: 'en-GB' })
     context.setDefaultTimeout(10_000)
     context.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`) })
     context.on('weberror', (err) => problems.push(`page error: ${err.error().message}`))
@@ -114,9 +118,20 @@ if (chromiumPresent()) {
     return (await context.cookies(base)).filter((c) => c.name === 'sid')
   }
 
-  function rowOf (page: Page, userAgent: string): Locator {
-    return page.getByRole('region', { name: 'Signed-in devices' }).getByRole('listitem').filter({ hasText: userAgent })
+  function rowOf (page: Page, name: string): Locator {
+    return page.getByRole('region', { name: 'Signed-in devices' }).getByRole('listitem').filter({ hasText: name })
   }
+
+  /** Each time on the page, as it shows (relative) and as its title says (local), with the UTC instant it stands for. */
+  async function timesOf (page: Page): Promise<Array<{ text: string, title: string | null, at: number }>> {
+    return await page.locator('time[datetime]').evaluateAll((elements) => elements.map((e) => ({
+      text: (e.textContent ?? '').trim(), title: e.getAttribute('title'), at: Date.parse(e.getAttribute('datetime') ?? '')
+    })))
+  }
+
+  /** Hours and minutes of `at` in `timeZone`, as the en-GB clock shows them ("03:19"). */
+  const clock = (at: number, timeZone: string): string =>
+    new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone }).format(at)
 
   /** The page's text notice (role=status), once it is there. */
   async function status (page: Page): Promise<string> {
@@ -164,14 +179,23 @@ if (chromiumPresent()) {
     await signIn(phone.page, 'alice')
     await laptop.page.reload()
 
-    for (const [me, myAgent, otherAgent] of [[laptop, LAPTOP.userAgent, PHONE.userAgent], [phone, PHONE.userAgent, LAPTOP.userAgent]] as const) {
+    for (const [me, myAgent, otherAgent, timeZone] of [[laptop, LAPTOP_NAME, PHONE_NAME, LAPTOP.timezoneId], [phone, PHONE_NAME, LAPTOP_NAME, PHONE.timezoneId]] as const) {
       const { page } = me
       t.equal(path(page), '/devices')
       await checkAccessible(t, page, 'Your devices')
       t.match(await page.locator('main').innerText(), 'Signed in as alice. You are signed in on 2 devices.')
       const rows = page.getByRole('region', { name: 'Signed-in devices' }).getByRole('listitem')
       t.equal(await rows.count(), 2)
-      t.match(await rows.first().innerText(), myAgent, 'this device comes first')
+      t.match(await rows.first().innerText(), myAgent, 'this device comes first, named as people name it')
+      t.notMatch(await rows.first().innerText(), 'Mozilla', 'not by its raw User-Agent')
+      t.equal(await rows.first().locator('.agent').getAttribute('title'), me === laptop ? LAPTOP.userAgent : PHONE.userAgent, 'which is there on hover')
+      // Times in the viewer's terms, by /devices.js: relative, and local (its time zone) on hover.
+      const times = await timesOf(page)
+      t.equal(times.length, 6, 'three times a device')
+      for (const { text, title, at } of times) {
+        t.match(text, /^(just now|\d+ minutes? ago|in (a moment|\d+ (minutes?|hours?|days?)))$/, `"${text}": relative`)
+        t.ok(title?.includes(clock(at, timeZone)), `"${title}": ${new Date(at).toISOString()} in ${timeZone}`)
+      }
       t.equal(await rowOf(page, myAgent).getByText('This device', { exact: true }).count(), 1, 'this device is marked')
       t.equal(await rowOf(page, myAgent).getByRole('button').count(), 0, 'and has no sign-out button of its own')
       t.equal(await rowOf(page, otherAgent).getByText('This device', { exact: true }).count(), 0, 'the other is not marked')
@@ -193,13 +217,35 @@ if (chromiumPresent()) {
     await phone.page.screenshot({ path: ARTIFACTS + 'devices-phone.png', fullPage: true })
   })
 
+  t.test('an iPhone is "Safari on iPhone"; on a phone-sized screen each device takes a line or two', async (t) => {
+    const iphone = await deviceContext({ ...devices['iPhone 13'], timezoneId: 'Pacific/Auckland' })
+    t.teardown(() => iphone.context.close())
+    await signIn(iphone.page, 'alice')
+    await laptop.page.reload()
+    t.equal(await rowOf(laptop.page, 'Safari on iPhone').count(), 1, 'named by the laptop\'s page')
+    const { page } = iphone
+    t.match(await page.getByRole('region', { name: 'Signed-in devices' }).getByRole('listitem').first().innerText(), 'Safari on iPhone')
+    const width = page.viewportSize()?.width ?? 0
+    t.equal(await page.evaluate('document.documentElement.scrollWidth'), width, 'nothing wider than the screen')
+    for (const name of await page.locator('.agent').all()) {
+      const lines = await name.evaluate((e) => Math.round(e.getBoundingClientRect().height /
+        parseFloat((globalThis as unknown as { getComputedStyle: (e: unknown) => { lineHeight: string } }).getComputedStyle(e).lineHeight)))
+      t.ok(lines <= 2, `"${(await name.innerText()).replace(/\s+/g, ' ')}" on ${lines} line(s)`)
+    }
+    const broken = await page.locator('.fact').evaluateAll((facts) => facts
+      .filter((f) => new Set([...f.getClientRects()].map((r) => Math.round(r.bottom))).size > 1).map((f) => f.textContent))
+    t.same(broken, [], 'each fact (a time, an IP, a timeout) whole on its line: lines break between them')
+    await page.screenshot({ path: ARTIFACTS + 'devices-iphone.png', fullPage: true })
+    await submit(page, page.getByRole('button', { name: 'Log out', exact: true }))
+  })
+
   t.test('revoking the other device signs it out live: its open page goes to the sign-in form', async (t) => {
     const clicked = Date.now()
-    await submit(laptop.page, rowOf(laptop.page, PHONE.userAgent).getByRole('button', { name: 'Sign out', exact: true }))
+    await submit(laptop.page, rowOf(laptop.page, PHONE_NAME).getByRole('button', { name: 'Sign out', exact: true }))
     t.equal(path(laptop.page), '/devices')
     t.equal(await status(laptop.page), 'That device is signed out.')
     t.match(await laptop.page.locator('main').innerText(), 'This is your only signed-in device.')
-    t.equal(await rowOf(laptop.page, PHONE.userAgent).count(), 0)
+    t.equal(await rowOf(laptop.page, PHONE_NAME).count(), 0)
     t.equal(await laptop.page.getByRole('button', { name: 'Log out other devices', exact: true }).count(), 0)
 
     await signedOutLive(t, phone.page, clicked)
@@ -213,7 +259,7 @@ if (chromiumPresent()) {
   t.test('"Log out other devices" signs the other device out, not this one', async (t) => {
     await signIn(phone.page, 'alice')
     await laptop.page.reload()
-    t.equal(await rowOf(laptop.page, PHONE.userAgent).count(), 1)
+    t.equal(await rowOf(laptop.page, PHONE_NAME).count(), 1)
     await submit(laptop.page, laptop.page.getByRole('button', { name: 'Log out other devices', exact: true }))
     t.equal(path(laptop.page), '/devices')
     t.equal(await status(laptop.page), 'Signed out 1 other device.')
@@ -230,7 +276,7 @@ if (chromiumPresent()) {
     const open = streamOpen(laptop.page)
     await laptop.page.reload()
     await open
-    t.equal(await rowOf(laptop.page, PHONE.userAgent).count(), 1)
+    t.equal(await rowOf(laptop.page, PHONE_NAME).count(), 1)
     // Both pages stay open on /devices; only the laptop acts.
     const clicked = Date.now()
     await submit(laptop.page, laptop.page.getByRole('button', { name: 'Log out everywhere', exact: true }))
@@ -268,6 +314,9 @@ if (chromiumPresent()) {
     const { context, page } = await deviceContext({ ...LAPTOP, javaScriptEnabled: false })
     t.teardown(() => context.close())
     await signIn(page, 'dora', false, false)
+    const shown = await timesOf(page)
+    t.ok(shown.length > 0 && shown.every(({ text, title, at }) => title === null && text === new Date(at).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'),
+      'its times are the server\'s, in UTC: readable as they are')
     await signIn(phone.page, 'dora')
     await submit(phone.page, phone.page.getByRole('button', { name: 'Log out everywhere', exact: true }))
     t.equal(path(page), '/devices', 'the page stays as it is')
@@ -282,7 +331,7 @@ if (chromiumPresent()) {
     const [once, ...more] = await sessionCookies(context)
     t.same(more, [])
     t.equal(once?.expires, -1, 'unchecked: no expiry, the browser drops it when it closes')
-    t.match(await rowOf(page, LAPTOP.userAgent).innerText(), /Browser cookie, until the browser closes · expires .* · idle timeout 30 minutes, at most 12 hours/)
+    t.match(await rowOf(page, LAPTOP_NAME).innerText(), /Browser cookie, until the browser closes · expires .* · idle timeout 30 minutes, at most 12 hours/)
     await submit(page, page.getByRole('button', { name: 'Log out', exact: true }))
     t.same(await sessionCookies(context), [])
 
@@ -292,7 +341,7 @@ if (chromiumPresent()) {
     const [kept] = await sessionCookies(context)
     t.ok(kept !== undefined && kept.expires >= Math.floor(before) + 86_400 && kept.expires <= Math.ceil(after) + 86_400,
       `checked: it expires a day from now (${kept?.expires} in ${before.toFixed(0)} + 86400 … ${after.toFixed(0)} + 86400)`)
-    t.match(await rowOf(page, LAPTOP.userAgent).innerText(), /Browser cookie, remembered · expires .* · idle timeout 1 day, at most 30 days/)
+    t.match(await rowOf(page, LAPTOP_NAME).innerText(), /Browser cookie, remembered · expires .* · idle timeout 1 day, at most 30 days/)
   })
 
   t.test('a token from the JSON API shows on the devices page as an API token, and its Sign out button ends it', async (t) => {
@@ -309,8 +358,9 @@ if (chromiumPresent()) {
     t.equal(await me(), 200)
 
     await page.reload()
-    const row = rowOf(page, 'curl/8.5.0')
-    t.match(await row.innerText(), /API token · expires .* · idle timeout 1 day/)
+    const row = rowOf(page, 'curl · API token')
+    t.equal(await row.locator('.agent').getAttribute('title'), 'curl/8.5.0')
+    t.match(await row.innerText(), /Expires in 24 hours · idle timeout 1 day/)
     await page.screenshot({ path: ARTIFACTS + 'devices-api-token.png', fullPage: true })
     await submit(page, row.getByRole('button', { name: 'Sign out', exact: true }))
     t.equal(await status(page), 'That device is signed out.')

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { buildApp } from '../../examples/app.js'
 import { configFromEnv } from '../../examples/config.js'
+import { deviceName } from '../../examples/device-name.js'
 import { duration } from '../../examples/views.js'
 import { SECRET, cookieOf, logSink, setCookieOf, testClock } from '../helpers/app.js'
 import { redisServer, until } from '../helpers/redis.js'
@@ -73,9 +74,9 @@ const MINUTE = 60_000
 // A fixed start, so that deadlines show as known times on the devices page.
 const NINE_AM = Date.UTC(2030, 0, 7, 9, 0)
 
-/** The devices page as a list of rows: the text of each <li>. */
+/** The devices page as a list of rows: the text of each <li>, each line of facts read as one (without its spans). */
 function rows (res: LightMyRequestResponse): string[] {
-  return [...res.body.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => m[1] as string)
+  return [...res.body.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => (m[1] as string).replace(/<span class="fact">([\s\S]*?)<\/span>/g, '$1'))
 }
 
 function revokeUrls (res: LightMyRequestResponse): string[] {
@@ -160,7 +161,7 @@ t.test('without client tracking, the page says what it does not know', async (t)
   const d = device(app, 'Firefox')
   await login(d, 'alice')
   const [row] = rows(await request(d, 'GET', '/devices'))
-  t.match(row, 'Unknown browser')
+  t.match(row, '<div class="agent">Unknown device<')
   t.match(row, 'IP unknown')
   t.notMatch(row, 'Firefox')
 })
@@ -204,7 +205,7 @@ t.test('log out other devices keeps this one and the other users', async (t) => 
   }
   await login(carol, 'carol')
   const page = await request(a, 'GET', '/devices')
-  t.same(rows(page).map((r) => /class="agent">([^<]*)</.exec(r)?.[1]), ['Browser A', 'Browser C', 'Browser B'],
+  t.same(rows(page).map((r) => /class="agent" title="([^"]*)">/.exec(r)?.[1]), ['Browser A', 'Browser C', 'Browser B'],
     'this device, then the others, most recently seen first')
   t.match(page.body, '<button type="submit" class="secondary">Log out other devices</button>')
 
@@ -387,12 +388,13 @@ t.test('the devices page shows how each session travels, whether it is remembere
 
   const page = await request(laptop, 'GET', '/devices')
   t.match(page.body, 'You are signed in on 3 devices.')
-  const byAgent = new Map(rows(page).map((r) => [/class="agent">([^<]*)</.exec(r)?.[1], r]))
+  const byAgent = new Map(rows(page).map((r) => [/class="agent" title="([^"]*)">/.exec(r)?.[1], r]))
   t.match(byAgent.get('Laptop'), 'Browser cookie, remembered · expires <time datetime="2030-01-08T09:00:00.000Z">2030-01-08 09:00 UTC</time>' +
     ' · idle timeout 1 day, at most 30 days')
   t.match(byAgent.get('Kiosk'), 'Browser cookie, until the browser closes · expires <time datetime="2030-01-07T09:31:00.000Z">2030-01-07 09:31 UTC</time>' +
     ' · idle timeout 30 minutes, at most 12 hours')
-  t.match(byAgent.get('curl/8.5.0'), 'API token · expires <time datetime="2030-01-08T09:02:00.000Z">2030-01-08 09:02 UTC</time>' +
+  t.match(byAgent.get('curl/8.5.0'), 'curl · API token')
+  t.match(byAgent.get('curl/8.5.0'), '<p class="meta">Expires <time datetime="2030-01-08T09:02:00.000Z">2030-01-08 09:02 UTC</time>' +
     ' · idle timeout 1 day, at most 30 days')
   t.notMatch(byAgent.get('curl/8.5.0'), 'remembered', 'a token has no cookie to remember')
   t.match(byAgent.get('curl/8.5.0'), /<button type="submit" class="danger" aria-describedby="device-[^"]+">Sign out<\/button>/,
@@ -401,6 +403,35 @@ t.test('the devices page shows how each session travels, whether it is remembere
   const [url] = revokeUrls(page).filter((u) => u.includes(encodeURIComponent(token.slice(0, token.lastIndexOf('.')))))
   await request(laptop, 'POST', url as string)
   t.equal((await api(app, 'GET', '/api/me', { token })).statusCode, 401, 'signing the token out here ends it')
+})
+
+t.test('devices are named as people name them, by a User-Agent parser; the raw string stays on hover', async (t) => {
+  const cases: Array<[string | undefined, 'cookie' | 'bearer' | undefined, string]> = [
+    ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/159.0.0.0 Safari/537.36', 'cookie', 'Chrome on Linux'],
+    ['Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1', 'cookie', 'Safari on iPhone'],
+    ['Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1', 'cookie', 'Safari on iPad'],
+    ['Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15', 'cookie', 'Safari on macOS'],
+    ['Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0', 'cookie', 'Firefox on Windows'],
+    ['Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36 Edg/125.0.0.0', 'cookie', 'Microsoft Edge on Windows'],
+    ['Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/159.0.0.0 Mobile Safari/537.36', 'cookie', 'Chrome on Android'],
+    ['curl/8.5.0', 'bearer', 'curl · API token'],
+    ['python-requests/2.31.0', 'bearer', 'python-requests · API token'],
+    ['Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148', 'bearer', 'Safari on iPhone · API token'],
+    ['Fastify/5', undefined, 'Fastify'],
+    ['x'.repeat(60), 'cookie', 'x'.repeat(40) + '…'],
+    ['   ', 'cookie', 'Unknown device'],
+    [undefined, 'bearer', 'Unknown device · API token']
+  ]
+  for (const [ua, transport, name] of cases) t.equal(deviceName(ua, transport), name, String(ua))
+
+  const app = await example()
+  const phone = device(app, cases[1]?.[0] as string)
+  await login(phone, 'ann')
+  const [row] = rows(await request(phone, 'GET', '/devices'))
+  t.match(row, `<div class="agent" title="${phone.userAgent}">Safari on iPhone<span class="badge">This device</span></div>`)
+  const anonymous = await app.inject({ method: 'POST', url: '/login', payload: 'name=ann', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const [unknown] = rows(await request({ app, userAgent: '', cookie: cookieOf(anonymous) }, 'GET', '/devices'))
+  t.match(unknown, '<div class="agent" title="lightMyRequest">lightMyRequest<span', 'inject\'s own User-Agent, named by its product')
 })
 
 t.test('durations show in the largest unit that counts them exactly', async (t) => {
@@ -440,8 +471,8 @@ t.test('JSON login: a bearer token for /api/me, no cookie, an API token on the d
   await login(browser, 'Zoë', true)
   const page = await request(browser, 'GET', '/devices')
   const [, apiRow] = rows(page)
-  t.match(apiRow, 'curl/8.5.0')
-  t.match(apiRow, 'API token · expires')
+  t.match(apiRow, 'title="curl/8.5.0">curl · API token<')
+  t.match(apiRow, '<p class="meta">Expires <time')
 
   const out = await api(app, 'POST', '/api/logout', { token })
   t.equal(out.statusCode, 204)
