@@ -143,6 +143,7 @@ const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partit
 const NO_SECRETS: ReadonlyArray<string | Buffer> = Object.freeze([])
 /** Stands in for an invalid secret while the other options are checked: never used, register() throws first. */
 const REFUSED_SECRET: ReadonlyArray<string | Buffer> = Object.freeze([Buffer.alloc(MIN_SECRET_LENGTH)])
+
 /** The secrets, newest first; none when the option is absent (only a sealing store needs them, and says so). */
 function normalizeSecrets (secret: unknown): ReadonlyArray<string | Buffer> {
   if (secret === undefined) return NO_SECRETS
