@@ -58,6 +58,33 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     const all = await store.getAll('alice')
     assert.deepEqual(all.map((s) => [s.id, s.policy]).sort(), [[own.id, 'b.s.t3600.a86400'], [plain.id, undefined]].sort())
   }],
+  ['dbsc', 'a session\'s device binding (dbsc) is kept as it is, and changed only by a compare-and-set patch', async ({ store, add, patch }) => {
+    const binding = '{"v":1,"k":{"kty":"EC","crv":"P-256","x":"x","y":"y"},"c":[["h",1]],"p":[]}'
+    const bound = await add('alice', { dbsc: binding })
+    const plain = await add('alice')
+    assert.equal((await store.get(bound.id))?.dbsc, binding)
+    assert.equal((await store.get(plain.id))?.dbsc, undefined, 'none for a session that is not bound')
+    assert.equal(await store.patch(bound.id, patch({ set: nullProto({ a: 1 }) })), true)
+    assert.equal((await store.get(bound.id))?.dbsc, binding, 'a patch without dbsc keeps it')
+
+    const next = binding.replace('"h",1', '"g",2')
+    assert.equal(await store.patch(bound.id, patch({ set: nullProto({ b: 2 }), dbsc: { from: 'stale', to: 'lost' } })), false,
+      'a compare-and-set from a value the session no longer holds')
+    assert.deepEqual(await store.get(bound.id), { ...bound, data: { n: 1, a: 1 } }, 'changes nothing, data included')
+    assert.equal(await store.patch(bound.id, patch({ set: nullProto({ b: 2 }), dbsc: { from: binding, to: next } })), true)
+    assert.deepEqual((await store.get(bound.id))?.dbsc, next)
+    assert.deepEqual((await store.get(bound.id))?.data, { n: 1, a: 1, b: 2 }, 'with the rest of the patch')
+    assert.equal(await store.patch(bound.id, patch({ dbsc: { from: undefined, to: 'lost' } })), false, 'from none: it has one')
+    assert.equal(await store.patch(plain.id, patch({ dbsc: { from: binding, to: 'lost' } })), false, 'from a value: it has none')
+    assert.equal((await store.get(plain.id))?.dbsc, undefined)
+    assert.equal(await store.patch(plain.id, patch({ dbsc: { from: undefined, to: binding } })), true, 'from none to a value')
+    assert.equal((await store.get(plain.id))?.dbsc, binding)
+    const all = await store.getAll('alice')
+    assert.deepEqual(all.map((s) => [s.id, s.dbsc]).sort(), [[bound.id, next], [plain.id, binding]].sort())
+    const racing = await Promise.all(['A', 'B', 'C'].map((to) => store.patch(bound.id, patch({ dbsc: { from: next, to } }))))
+    assert.equal(racing.filter(Boolean).length, 1, 'of concurrent compare-and-sets from one value, one wins')
+    assert.equal((await store.get(bound.id))?.dbsc, ['A', 'B', 'C'][racing.indexOf(true)])
+  }],
   ['unknown', 'get, patch and delete of an unknown id find nothing', async ({ store, make, patch }) => {
     for (const id of [make().record.id, make('alice').record.id, 'x{y}*', '']) {
       assert.equal(await store.get(id), undefined)

@@ -33,6 +33,7 @@ async function withFixture (options: ConformanceOptions, name: string, maxSessio
       ip: '203.0.113.7',
       userAgent: 'conformance/1.0',
       policy: undefined,
+      dbsc: undefined,
       ...changes
     }
     return { record, secret }

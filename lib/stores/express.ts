@@ -45,6 +45,8 @@ interface Envelope {
     g: string | null
     /** Absent for a session on the app's settings (and in records written before 0.2). */
     o?: string
+    /** Absent for a session that is not device-bound. */
+    b?: string
   }
 }
 
@@ -61,7 +63,8 @@ function toEnvelope (s: StoredSession, now: number): Envelope {
       a: s.authenticatedAt ?? null,
       i: s.ip ?? null,
       g: s.userAgent ?? null,
-      ...(s.policy === undefined ? undefined : { o: s.policy })
+      ...(s.policy === undefined ? undefined : { o: s.policy }),
+      ...(s.dbsc === undefined ? undefined : { b: s.dbsc })
     }
   }
 }
@@ -74,7 +77,7 @@ function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
   const f = (value as Partial<Envelope> | null | undefined)?.fus
   if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || !isTime(f.e) || !isTime(f.c) || !isTime(f.l)) return undefined
   if (!(f.a === null || isTime(f.a)) || !isText(f.i) || !isText(f.g) || !isText(f.u)) return undefined
-  if (f.o !== undefined && typeof f.o !== 'string') return undefined
+  if ((f.o !== undefined && typeof f.o !== 'string') || (f.b !== undefined && typeof f.b !== 'string')) return undefined
   // The id carries its user's key: a record of another user (or none) under this id is not ours.
   if (ownerKeyOf(id) !== (f.u === null ? undefined : userKey(f.u))) return undefined
   if (f.d === null || typeof f.d !== 'object' || Array.isArray(f.d)) return undefined
@@ -90,7 +93,8 @@ function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
     authenticatedAt: f.a ?? undefined,
     ip: f.i ?? undefined,
     userAgent: f.g ?? undefined,
-    policy: f.o
+    policy: f.o,
+    dbsc: f.b
   }
 }
 
@@ -173,11 +177,12 @@ export class ExpressStoreAdapter implements SessionStore {
     return await this.#locked(id, async () => {
       const now = this.#clock()
       const s = await this.#live(id, now)
-      if (s === undefined) return false
+      if (s === undefined || (patch.dbsc !== undefined && s.dbsc !== patch.dbsc.from)) return false
       const data = patch.clear ? {} : s.data
       for (const key of patch.unset) delete data[key]
       Object.assign(data, patch.set)
-      await this.#call('set', id, toEnvelope({ ...s, data, lastSeenAt: patch.lastSeenAt, expiresAt: patch.expiresAt ?? s.expiresAt }, now))
+      const dbsc = patch.dbsc === undefined ? s.dbsc : patch.dbsc.to
+      await this.#call('set', id, toEnvelope({ ...s, data, lastSeenAt: patch.lastSeenAt, expiresAt: patch.expiresAt ?? s.expiresAt, dbsc }, now))
       return true
     })
   }

@@ -37,6 +37,7 @@ interface Entry {
   ip: string | undefined
   userAgent: string | undefined
   policy: string | undefined
+  dbsc: string | undefined
 }
 
 const SWEEP_CHUNK = 10_000
@@ -217,7 +218,8 @@ function toStored (id: string, entry: Entry): StoredSession {
     authenticatedAt: entry.authenticatedAt,
     ip: entry.ip,
     userAgent: entry.userAgent,
-    policy: entry.policy
+    policy: entry.policy,
+    dbsc: entry.dbsc
   }
 }
 
@@ -281,7 +283,8 @@ export class MemoryStore implements SessionStore {
       authenticatedAt: session.authenticatedAt,
       ip: table.intern(session.ip),
       userAgent: table.intern(session.userAgent),
-      policy: table.intern(session.policy)
+      policy: table.intern(session.policy),
+      dbsc: session.dbsc
     })
     return true
   }
@@ -309,7 +312,8 @@ export class MemoryStore implements SessionStore {
 
   async patch (id: string, patch: SessionPatch): Promise<boolean> {
     const entry = this.#live(id, this.#clock())
-    if (entry === undefined) return false
+    if (entry === undefined || (patch.dbsc !== undefined && entry.dbsc !== patch.dbsc.from)) return false
+    if (patch.dbsc !== undefined) entry.dbsc = patch.dbsc.to
     const data = patch.clear ? {} : parseData(entry.data)
     for (const key of patch.unset) delete data[key]
     Object.assign(data, patch.set)

@@ -29,6 +29,13 @@ export interface StoredSession {
    * back unchanged. Absent for a session on the app's defaults, the common case.
    */
   policy?: string | undefined
+  /**
+   * What device-bound sessions (DBSC) keep with the session, encoded by the plugin: the
+   * browser's public key, the hashes of its current cookies, pending challenges. An ASCII
+   * string of at most a few KB, kept as it is and given back unchanged, changed only by a
+   * patch that says so (`SessionPatch.dbsc`). Absent for a session that is not bound.
+   */
+  dbsc?: string | undefined
 }
 
 /**
@@ -45,6 +52,12 @@ export interface SessionPatch {
   lastSeenAt: number
   /** A new deadline, when the expiry is refreshed; otherwise the deadline stays. */
   expiresAt?: number | undefined
+  /**
+   * A compare-and-set of `StoredSession.dbsc`: when the stored value is still `from`
+   * (undefined: none), it becomes `to`, atomically with the rest of the patch; when it is not,
+   * the patch changes nothing and resolves false. Absent: the field stays as it is.
+   */
+  dbsc?: { from: string | undefined, to: string } | undefined
 }
 
 export interface StoreContext {

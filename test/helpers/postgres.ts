@@ -93,6 +93,7 @@ export function newStored (userId: string | undefined, now: number, overrides: P
     ip: '127.0.0.1',
     userAgent: 'test',
     policy: undefined,
+    dbsc: undefined,
     ...overrides
   }
 }

@@ -128,14 +128,14 @@ t.test('property: PostgreSQL rows with hostile field values', async (t) => {
   const text8 = fc.option(fc.string({ unit: 'binary', maxLength: 16 }), { nil: null })
   fc.assert(fc.property(object, numeric, numeric, numeric, fc.option(numeric, { nil: null }), text8, text8, text8,
     (data, c, l, e, a, userId, ip, ua) => {
-      const row: Row = { id: newSessionId(undefined), secret_hash: 'h', user_id: userId, data: text(data), created_at: c, last_seen_at: l, expires_at: e, authenticated_at: a, ip, user_agent: ua, policy: ip }
+      const row: Row = { id: newSessionId(undefined), secret_hash: 'h', user_id: userId, data: text(data), created_at: c, last_seen_at: l, expires_at: e, authenticated_at: a, ip, user_agent: ua, policy: ip, dbsc: ua }
       const s = toStored(row)
       assertClean()
       if (!same(s.data, sanitize(JSON.parse(row.data)))) throw new Error('data not read back as expected')
       if (!Object.is(s.createdAt, Number(c)) || !Object.is(s.expiresAt, Number(e)) || !Object.is(s.authenticatedAt, a === null ? undefined : Number(a))) {
         throw new Error('times not read back as numbers')
       }
-      if (s.userId !== (userId ?? undefined) || s.ip !== (ip ?? undefined) || s.userAgent !== (ua ?? undefined) || s.policy !== (ip ?? undefined)) throw new Error('strings changed')
+      if (s.userId !== (userId ?? undefined) || s.ip !== (ip ?? undefined) || s.userAgent !== (ua ?? undefined) || s.policy !== (ip ?? undefined) || s.dbsc !== (ua ?? undefined)) throw new Error('strings changed')
     }), { numRuns: 500 })
   t.throws(() => toStored({ ...({} as Row), data: '[1]' }), TypeError, 'data that is not an object')
 })

@@ -62,9 +62,11 @@ export function postgresTableSql (options: PostgresTableOptions = {}): string {
   authenticated_at bigint,
   ip text,
   user_agent text,
-  policy text
+  policy text,
+  dbsc text
 );
 ALTER TABLE ${q} ADD COLUMN IF NOT EXISTS policy text;
+ALTER TABLE ${q} ADD COLUMN IF NOT EXISTS dbsc text;
 CREATE INDEX IF NOT EXISTS "${table}_user_id_idx" ON ${q} (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS "${table}_expires_at_idx" ON ${q} (expires_at);
 `
@@ -112,6 +114,7 @@ export interface Row {
   ip: string | null
   user_agent: string | null
   policy: string | null
+  dbsc: string | null
 }
 
 /** bigint columns come back as strings; data as text, parsed with prototype-poisoning protection. */
@@ -127,11 +130,12 @@ export function toStored (row: Row): StoredSession {
     authenticatedAt: row.authenticated_at === null ? undefined : Number(row.authenticated_at),
     ip: row.ip ?? undefined,
     userAgent: row.user_agent ?? undefined,
-    policy: row.policy ?? undefined
+    policy: row.policy ?? undefined,
+    dbsc: row.dbsc ?? undefined
   }
 }
 
-const COLUMNS = 'id, secret_hash, user_id, data::text AS data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy'
+const COLUMNS = 'id, secret_hash, user_id, data::text AS data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy, dbsc'
 
 export interface Statements {
   /** Whether the table `$1` (its quoted, qualified name) exists, and its columns. */
@@ -141,6 +145,7 @@ export interface Statements {
   insertForUser: string
   patch: string
   touch: string
+  rebind: string
   delete: string
   getAll: string
   deleteAll: string
@@ -148,12 +153,13 @@ export interface Statements {
 }
 
 export function statements (q: string): Statements {
-  const insert = `INSERT INTO ${q} AS s (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy)
-  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
+  const insert = `INSERT INTO ${q} AS s (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy, dbsc)
+  VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12)
   ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, user_id = EXCLUDED.user_id, data = EXCLUDED.data,
     created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at, expires_at = EXCLUDED.expires_at,
-    authenticated_at = EXCLUDED.authenticated_at, ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent, policy = EXCLUDED.policy
-  WHERE s.expires_at <= $12`
+    authenticated_at = EXCLUDED.authenticated_at, ip = EXCLUDED.ip, user_agent = EXCLUDED.user_agent, policy = EXCLUDED.policy,
+    dbsc = EXCLUDED.dbsc
+  WHERE s.expires_at <= $13`
   return {
     columns: `SELECT to_regclass($1) IS NOT NULL AS found,
   ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns`,
@@ -163,18 +169,22 @@ export function statements (q: string): Statements {
     // The same, then, when the user already has as many rows as the cap (a count on the index),
     // the user's sessions beyond it go: expired ones first, then the least recently used.
     insertForUser: `WITH ins AS (${insert} RETURNING 1), evicted AS (
-  DELETE FROM ${q} WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT count(*) FROM ${q} WHERE user_id = $3) > $13 AND id IN (
+  DELETE FROM ${q} WHERE EXISTS (SELECT 1 FROM ins) AND (SELECT count(*) FROM ${q} WHERE user_id = $3) > $14 AND id IN (
     SELECT id FROM ${q} WHERE user_id = $3 AND id <> $1
-    ORDER BY expires_at > $12 DESC, last_seen_at DESC, id DESC OFFSET $13)
+    ORDER BY expires_at > $13 DESC, last_seen_at DESC, id DESC OFFSET $14)
   RETURNING id, expires_at)
 SELECT (SELECT count(*) FROM ins)::int AS inserted,
-  (SELECT coalesce(array_agg(id), '{}') FROM evicted WHERE expires_at > $12) AS evicted`,
+  (SELECT coalesce(array_agg(id), '{}') FROM evicted WHERE expires_at > $13) AS evicted`,
     // One statement: concurrent patches of one row serialize on its row lock and each applies
     // its change to the row as the other left it, so changes to different keys all survive.
     patch: `UPDATE ${q} SET data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb,
   last_seen_at = $5, expires_at = COALESCE($6, expires_at)
 WHERE id = $1 AND expires_at > $7`,
     touch: `UPDATE ${q} SET last_seen_at = $2, expires_at = COALESCE($3, expires_at) WHERE id = $1 AND expires_at > $4`,
+    // The patch with a compare-and-set of the dbsc column: the row changes only while it holds $9.
+    rebind: `UPDATE ${q} SET data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb,
+  last_seen_at = $5, expires_at = COALESCE($6, expires_at), dbsc = $8
+WHERE id = $1 AND expires_at > $7 AND dbsc IS NOT DISTINCT FROM $9`,
     delete: `DELETE FROM ${q} WHERE id = $1 RETURNING expires_at`,
     getAll: `SELECT ${COLUMNS} FROM ${q} WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, id`,
     deleteAll: `WITH d AS (DELETE FROM ${q} WHERE user_id = $1 AND id <> ALL($2::text[]) RETURNING id, expires_at)

@@ -239,7 +239,7 @@ export class PostgresStore implements SessionStore {
     const now = this.#clock()
     const values: unknown[] = [id, session.secretHash, userId ?? null, toJson(session.data), session.createdAt,
       session.lastSeenAt, session.expiresAt, session.authenticatedAt ?? null, session.ip ?? null,
-      session.userAgent ?? null, session.policy ?? null, now]
+      session.userAgent ?? null, session.policy ?? null, session.dbsc ?? null, now]
     if (userId === undefined) return (await this.#query(this.#sql.insert, values)).rowCount === 1
     values.push(this.#maxPerUser - 1)
     // One lock per user and table: concurrent logins of one user take turns; other users do not wait.
@@ -264,6 +264,10 @@ export class PostgresStore implements SessionStore {
     const set = toJson(patch.set)
     // A key PostgreSQL cannot store is in no row: nothing to unset.
     const unset = patch.unset.filter((key) => !UNSTORABLE_TEXT.test(key))
+    const dbsc = patch.dbsc
+    if (dbsc !== undefined) {
+      return (await this.#query(this.#sql.rebind, [id, patch.clear, unset, set, patch.lastSeenAt, expiresAt, now, dbsc.to, dbsc.from ?? null])).rowCount === 1
+    }
     const result = !patch.clear && unset.length === 0 && set === '{}'
       ? await this.#query(this.#sql.touch, [id, patch.lastSeenAt, expiresAt, now])
       : await this.#query(this.#sql.patch, [id, patch.clear, unset, set, patch.lastSeenAt, expiresAt, now])

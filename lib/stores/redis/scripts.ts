@@ -7,7 +7,7 @@ import { script } from '../../redis/script.js'
 // which keeps every script on one slot of a Redis Cluster.
 //
 // A session is a hash: h secretHash, c createdAt, l lastSeenAt, e expiresAt,
-// a authenticatedAt, i ip, g userAgent, and one field `d:<key>` per data key holding its
+// a authenticatedAt, i ip, g userAgent, o policy, b dbsc, and one field `d:<key>` per data key holding its
 // serialized value. The index is a sorted set of the user's session suffixes scored by
 // expiresAt; it expires with the user's last session, and every write that changes it prunes
 // what is past.
@@ -81,7 +81,9 @@ return evicted
 
 /**
  * KEYS: session, [index]. ARGV: now, member, lastSeenAt, expiresAt or '', clear (1/0),
- * unset count, unset fields..., field, value, ... Returns 1, or 0 when the session is gone.
+ * dbsc ('' to leave it, else 'n' or 'v' then the value it must have: none, or ARGV[7]),
+ * dbsc from, dbsc to, unset count, unset fields..., field, value, ... Returns 1, or 0 when
+ * the session is gone or its dbsc field is not what the compare-and-set expects.
  */
 export const PATCH = script(EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
@@ -92,6 +94,11 @@ if not e or tonumber(e) <= now then
   if idx then redis.call('ZREM', idx, member) end
   return 0
 end
+if ARGV[6] ~= '' then
+  local b = redis.call('HGET', key, 'b')
+  if (ARGV[6] == 'n' and b) or (ARGV[6] == 'v' and b ~= ARGV[7]) then return 0 end
+  redis.call('HSET', key, 'b', ARGV[8])
+end
 if ARGV[5] == '1' then
   local drop = {}
   for _, f in ipairs(redis.call('HKEYS', key)) do
@@ -99,9 +106,9 @@ if ARGV[5] == '1' then
   end
   chunked('HDEL', key, drop, 1, #drop)
 end
-local unset = tonumber(ARGV[6])
-chunked('HDEL', key, ARGV, 7, 6 + unset)
-local first = 7 + unset
+local unset = tonumber(ARGV[9])
+chunked('HDEL', key, ARGV, 10, 9 + unset)
+local first = 10 + unset
 -- 'l' with the first chunk of data fields: a small write stays one HSET.
 redis.call('HSET', key, 'l', ARGV[3], unpack(ARGV, first, math.min(first + 999, #ARGV)))
 chunked('HSET', key, ARGV, first + 1000, #ARGV)

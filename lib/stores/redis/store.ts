@@ -144,7 +144,8 @@ export class RedisStore implements SessionStore {
       authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
       ip: fields.i,
       userAgent: fields.g,
-      policy: fields.o
+      policy: fields.o,
+      dbsc: fields.b
     }
   }
 
@@ -166,6 +167,7 @@ export class RedisStore implements SessionStore {
     if (session.ip !== undefined) fields.push('i', session.ip)
     if (session.userAgent !== undefined) fields.push('g', session.userAgent)
     if (session.policy !== undefined) fields.push('o', session.policy)
+    if (session.dbsc !== undefined) fields.push('b', session.dbsc)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
     const base = keys.index === undefined ? '' : this.#userBase(ownerKeyOf(id) as string)
     const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]
@@ -190,8 +192,10 @@ export class RedisStore implements SessionStore {
   async patch (id: string, patch: SessionPatch): Promise<boolean> {
     if (!isSessionId(id)) return false
     const keys = this.#keys(id)
+    const dbsc = patch.dbsc
     const args: Array<string | number> = [this.#clock(), keys.member, patch.lastSeenAt, patch.expiresAt ?? '',
-      patch.clear ? 1 : 0, patch.unset.length]
+      patch.clear ? 1 : 0, dbsc === undefined ? '' : dbsc.from === undefined ? 'n' : 'v', dbsc?.from ?? '', dbsc?.to ?? '',
+      patch.unset.length]
     for (const key of patch.unset) args.push('d:' + key)
     for (const key of Object.keys(patch.set)) args.push('d:' + key, this.#serializer.stringify(patch.set[key]))
     return await this.#redis.run(PATCH, this.#keyList(keys), args) === 1

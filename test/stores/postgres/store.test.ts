@@ -379,8 +379,9 @@ t.test('the table DDL: explicit, idempotent, safe to run from several instances 
 
 t.test('a table made by 0.1, without the policy column, gets it from createPostgresTable; sessions keep their settings', { skip }, async (t) => {
   const table = 'old_' + Date.now().toString(36)
-  const old = postgresTableSql({ schema: db.schema, table }).replace(',\n  policy text\n', '\n').replace(/^ALTER TABLE.*\n/m, '')
+  const old = postgresTableSql({ schema: db.schema, table }).replace(',\n  policy text,\n  dbsc text\n', '\n').replace(/^ALTER TABLE.*\n/mg, '')
   t.notMatch(old, 'policy', 'the 0.1 DDL')
+  t.notMatch(old, 'dbsc')
   await db.pool.query(old)
   const clock = testClock()
   const store = new PostgresStore({ pool: db.pool, schema: db.schema, table, cleanupInterval: 0, timeout: 2000 }, testContext(clock.now))
@@ -392,4 +393,20 @@ t.test('a table made by 0.1, without the policy column, gets it from createPostg
   t.equal((await store.get(s.id))?.policy, 's.t600')
   await createPostgresTable(db.pool, { schema: db.schema, table })
   t.equal((await store.get(s.id))?.policy, 's.t600', 'running it again changes nothing')
+})
+
+t.test('a table made by 0.2, without the dbsc column, gets it from createPostgresTable; sessions keep their binding', { skip }, async (t) => {
+  const table = 'v02_' + Date.now().toString(36)
+  const old = postgresTableSql({ schema: db.schema, table }).replace(',\n  dbsc text\n', '\n').replace(/^ALTER TABLE.*dbsc.*\n/m, '')
+  t.match(old, 'policy', 'the 0.2 DDL')
+  t.notMatch(old, 'dbsc')
+  await db.pool.query(old)
+  const clock = testClock()
+  const store = new PostgresStore({ pool: db.pool, schema: db.schema, table, cleanupInterval: 0, timeout: 2000 }, testContext(clock.now))
+  t.teardown(() => store.close())
+  await t.rejects(store.get(newSessionId(undefined)), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /dbsc/ }, 'a missing column is a typed 503 naming it')
+  await createPostgresTable(db.pool, { schema: db.schema, table })
+  const s = newStored('alice', clock.now(), { dbsc: '{"v":1,"p":[]}' })
+  t.equal(await store.insert(s), true)
+  t.equal((await store.get(s.id))?.dbsc, '{"v":1,"p":[]}')
 })
