@@ -53,7 +53,8 @@ export default fastifyUserSessions
 
 export * as errors from './errors.js'
 export { sessionErrorHandler, isStoreUnavailable, type SessionErrorHandler, type SessionErrorHandlerOptions } from './request/error-handler.js'
-export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, StoreName, StoreOptionsMap, StoreSelection } from './options.js'
+export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, StoreName, StoreOptionsMap, StoreSelection, DbscOptions } from './options.js'
+export type { DbscAlgorithm } from './crypto/dbsc-proof.js'
 export { Session } from './session/session.js'
 export type { SessionData, SessionKey, SessionValue } from './stores/data.js'
 export type { SessionTransport } from './backends/policy.js'

@@ -1,5 +1,6 @@
 import { boolean, fail, knownKeys, nonEmptyString, oneOf, optionsObject, positiveInteger, Problems } from './util/check.js'
 import { FST_SESSION_SECRET_INVALID } from './errors.js'
+import type { DbscAlgorithm } from './crypto/dbsc-proof.js'
 import type { CookieStoreOptions } from './stores/cookie.js'
 import type { ExpressStoreOptions } from './stores/express.js'
 import type { MemoryStoreOptions } from './stores/memory.js'
@@ -93,8 +94,27 @@ export interface SessionOptions {
    * cookie. Needs a server-side store. @default false
    */
   bearer?: boolean
+  /**
+   * Device Bound Session Credentials (DBSC, docs/device-bound-sessions.md): a browser that
+   * supports it binds the session to a key it keeps on the device at login, and a copy of the
+   * session cookie works for `cookieTtl` seconds at most. `true` for the defaults, or options.
+   * Needs a server-side store. Browsers without DBSC (and API clients) carry on as without it.
+   * @default false
+   */
+  dbsc?: boolean | DbscOptions
   /** Clock in milliseconds since the epoch; for tests. @default Date.now */
   clock?: () => number
+}
+
+export interface DbscOptions {
+  /** Seconds a bound session's cookie authenticates after it was issued; the browser refreshes it before. @default 600 */
+  cookieTtl?: number
+  /** The route the browser posts its new public key to, after a login. @default '/dbsc/registration' */
+  registrationPath?: string
+  /** The route the browser asks for a fresh cookie at, proving it holds the key. @default '/dbsc/refresh' */
+  refreshPath?: string
+  /** The signature algorithms offered, in order of preference. @default ['ES256', 'RS256'] */
+  algorithms?: ReadonlyArray<DbscAlgorithm>
 }
 
 /**
@@ -127,7 +147,16 @@ export interface NormalizedOptions {
   readonly maxSessionsPerUser: number
   readonly trackClient: boolean
   readonly bearer: boolean
+  /** Undefined when DBSC is off. */
+  readonly dbsc: NormalizedDbscOptions | undefined
   readonly clock: () => number
+}
+
+export interface NormalizedDbscOptions {
+  readonly cookieTtl: number
+  readonly registrationPath: string
+  readonly refreshPath: string
+  readonly algorithms: readonly DbscAlgorithm[]
 }
 
 const MIN_SECRET_LENGTH = 32
@@ -138,8 +167,12 @@ export const MAX_LIFETIME = 34_560_000
 // RFC 6265 cookie-name: a token, no separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const OPTION_KEYS = ['secret', 'store', 'storeOptions', 'cookieName', 'cookie', 'ttl', 'absoluteTtl',
-  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'bearer', 'clock'] as const
+  'rolling', 'refreshFraction', 'maxSessionsPerUser', 'trackClient', 'bearer', 'dbsc', 'clock'] as const
 const COOKIE_KEYS = ['path', 'domain', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'priority'] as const
+const DBSC_KEYS = ['cookieTtl', 'registrationPath', 'refreshPath', 'algorithms'] as const
+const DBSC_ALGORITHMS: readonly DbscAlgorithm[] = ['ES256', 'RS256']
+/** A path that goes into a structured header's string and a route as it is. */
+const ROUTE_PATH = /^\/[A-Za-z0-9/._~-]*$/
 const NO_SECRETS: ReadonlyArray<string | Buffer> = Object.freeze([])
 /** Stands in for an invalid secret while the other options are checked: never used, register() throws first. */
 const REFUSED_SECRET: ReadonlyArray<string | Buffer> = Object.freeze([Buffer.alloc(MIN_SECRET_LENGTH)])
@@ -210,6 +243,36 @@ function normalizeCookie (cookieName: string, cookie: unknown, p: Problems): Nor
   })
 }
 
+function routePath (option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !ROUTE_PATH.test(value)) fail(option, 'must be a path starting with /, of letters, digits and / . _ ~ -')
+  return value
+}
+
+function normalizeDbsc (dbsc: unknown, cookie: NormalizedCookieOptions): NormalizedDbscOptions | undefined {
+  if (dbsc === undefined || dbsc === false) return undefined
+  const o = dbsc === true ? {} : optionsObject('dbsc', dbsc)
+  knownKeys(o, DBSC_KEYS, 'dbsc.')
+  // The browser's session and its cookie must match: a cookie it could send over http, or
+  // partitioned by top-level site, is one DBSC cannot bind (the spec refuses Partitioned).
+  if (cookie.secure === false) fail('dbsc', 'needs a Secure cookie (cookie.secure true or \'auto\'): browsers bind sessions over https only')
+  if (cookie.partitioned) fail('dbsc', 'cannot bind a Partitioned cookie (cookie.partitioned)')
+  const registrationPath = routePath('dbsc.registrationPath', o.registrationPath, '/dbsc/registration')
+  const refreshPath = routePath('dbsc.refreshPath', o.refreshPath, '/dbsc/refresh')
+  if (registrationPath === refreshPath) fail('dbsc.refreshPath', 'must differ from dbsc.registrationPath')
+  const algorithms = o.algorithms ?? DBSC_ALGORITHMS
+  if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((a) => !DBSC_ALGORITHMS.includes(a)) ||
+    new Set(algorithms).size !== algorithms.length) {
+    fail('dbsc.algorithms', `must be a non-empty list of distinct algorithms among ${DBSC_ALGORITHMS.join(', ')}`)
+  }
+  return Object.freeze({
+    cookieTtl: positiveInteger('dbsc.cookieTtl', o.cookieTtl, 600),
+    registrationPath,
+    refreshPath,
+    algorithms: Object.freeze([...algorithms as DbscAlgorithm[]])
+  })
+}
+
 /**
  * Validates the plugin's options once, at register(); returns a new frozen object. Every
  * problem is found before any is reported: given `problems`, they are left there for the
@@ -259,12 +322,14 @@ export function normalizeOptions (options: FastifyUserSessionsOptions, problems?
     return clock as () => number
   })
 
+  const cookie = normalizeCookie(cookieName, o.cookie, p)
+
   const normalized: NormalizedOptions = Object.freeze({
     secrets,
     store,
     storeOptions,
     cookieName,
-    cookie: normalizeCookie(cookieName, o.cookie, p),
+    cookie,
     ttl,
     absoluteTtl,
     rolling: p.check(true, () => boolean('rolling', o.rolling, true)),
@@ -272,6 +337,7 @@ export function normalizeOptions (options: FastifyUserSessionsOptions, problems?
     maxSessionsPerUser: p.check(100, () => positiveInteger('maxSessionsPerUser', o.maxSessionsPerUser, 100)),
     trackClient: p.check(true, () => boolean('trackClient', o.trackClient, true)),
     bearer: p.check(false, () => boolean('bearer', o.bearer, false)),
+    dbsc: p.check(undefined, () => normalizeDbsc(o.dbsc, cookie)),
     clock
   })
   return problems === undefined ? p.result(normalized) : normalized

@@ -5,7 +5,8 @@ import Fastify from 'fastify'
 import session, {
   fastifyUserSessions, registerStore, MemoryStore, errors, passportSessions, sessionErrorHandler, isStoreUnavailable,
   type PassportSessionsOptions, type RedisStoreOptions, type SessionCookieOverrides, type SessionRecord, type SessionStore,
-  type StoredSession, type SessionPatch, type StoreContext, type SessionTransport, type RevokedReason, type SessionEvent
+  type StoredSession, type SessionPatch, type StoreContext, type SessionTransport, type RevokedReason, type SessionEvent,
+  type DbscOptions, type DbscAlgorithm
 } from 'fastify-user-sessions'
 
 declare module 'fastify-user-sessions' {
@@ -40,6 +41,13 @@ await app.register(fastifyUserSessions, {
 })
 // @ts-expect-error bearer is a boolean
 await app.register(session, { bearer: 'yes' })
+await app.register(session, { dbsc: true })
+const dbsc: DbscOptions = { cookieTtl: 300, registrationPath: '/bind', refreshPath: '/bind/refresh', algorithms: ['ES256'] }
+await app.register(session, { store: 'redis', dbsc })
+// @ts-expect-error DBSC algorithms are ES256 and RS256
+await app.register(session, { dbsc: { algorithms: ['none'] } })
+// @ts-expect-error cookieTtl is a number of seconds
+await app.register(session, { dbsc: { cookieTtl: '10m' } })
 // The secret is for the cookie store; server-side stores need none.
 await app.register(session, {})
 await app.register(session, { store: 'postgres', storeOptions: { table: 'sessions', timeout: 500 } })
@@ -101,7 +109,9 @@ app.get('/', async (req) => {
     expectType<RevokedReason>(e.reason)
   }).on('login', (e) => {
     expectType<string | undefined>(e.previousId)
-  }).off('created', (e: SessionEvent) => { expectType<string>(e.id) })
+  }).off('created', (e: SessionEvent) => { expectType<string>(e.id) }).on('bound', (e) => {
+    expectType<string | undefined>(e.userAgent)
+  })
   // @ts-expect-error no such event
   app.sessions.on('expired', () => {})
   // @ts-expect-error a login event has no reason
@@ -126,6 +136,9 @@ app.get('/', async (req) => {
   expectType<'cookie' | 'bearer' | undefined>(devices[0]?.transport)
   expectType<boolean | undefined>(devices[0]?.persistent)
   expectType<number | undefined>(devices[0]?.ttl)
+  expectType<boolean | undefined>(devices[0]?.deviceBound)
+  const algorithm: DbscAlgorithm = 'RS256'
+  expectType<string>(algorithm)
   expectType<number>(await app.sessions.deleteAll('alice', { except: req.session.id }))
   expectType<boolean>(await app.sessions.delete('id', 'alice'))
   expectType<SessionRecord | undefined>(await app.sessions.get('id'))

@@ -3,6 +3,7 @@ import type { SessionCore } from './core.js'
 import type { RevocationBus } from '../bus/bus.js'
 import type { Policy, SessionTransport } from './policy.js'
 import type { SessionData } from '../stores/data.js'
+import type { DeviceBinding } from './dbsc.js'
 
 // The one internal interface behind `request.session` and `app.sessions`. Which kind of
 // store the app uses (server-side, or sealed into the cookie) is decided once, at register(),
@@ -53,6 +54,8 @@ export interface DataChange {
 export interface Issued<S extends SessionState = SessionState> {
   readonly state: S
   readonly secret: string
+  /** A `Secure-Session-Registration` header to send with the new cookie: the session is offered device binding (DBSC). */
+  readonly registration?: string | undefined
 }
 
 export interface Persisted<S extends SessionState = SessionState> {
@@ -67,6 +70,8 @@ export interface Backend<S extends SessionState = SessionState> {
   readonly maxAbsoluteTtl: number
   /** How the instances sharing the store hear of revocations: the store's, or one of this process. */
   readonly bus: RevocationBus
+  /** Device-bound sessions (DBSC), when the `dbsc` option turned them on. */
+  readonly binding: DeviceBinding | undefined
   /**
    * Reads a credential; never throws. `bearer`: it came as a bearer token (true) or a cookie
    * (false), and must match how the session travels; undefined: either (`app.sessions.authenticate`).
@@ -119,4 +124,6 @@ export interface SessionRecord {
   ttl: number
   /** Its absolute timeout in seconds: its own from `login()`, else the app's. */
   absoluteTtl: number
+  /** The browser bound the session to a key it keeps on the device (DBSC): a copy of its cookie dies within `dbsc.cookieTtl`. */
+  deviceBound: boolean
 }

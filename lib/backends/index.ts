@@ -9,11 +9,16 @@ import { ServerBackend } from './server.js'
 /**
  * The one place the kind of store is looked at: once, at register(). What the options ask of a
  * stateless store that it cannot do goes to `problems`, reported with the others; the backend is
- * undefined then.
+ * undefined then. `prefix`: the plugin's route prefix.
  */
 export function backendFor (core: SessionCore, store: SessionStore | StatelessStore, log: FastifyBaseLogger,
-  problems: Problems): Backend | undefined {
-  if (!isStateless(store)) return new ServerBackend(core, store, log)
+  problems: Problems, prefix = ''): Backend | undefined {
+  if (!isStateless(store)) return new ServerBackend(core, store, log, prefix)
+  // The server must know which of a session's cookies is current, and keep the browser's key.
+  if (core.options.dbsc !== undefined) {
+    problems.fail('dbsc', 'needs a server-side store ("memory", "redis", "postgres", ...); the cookie store keeps nothing on the server per session: ' +
+      'no key to check a refresh with, and no way to tell a fresh cookie from a copy')
+  }
   // A sealed token could not carry what a request changes (its response sends no Set-Cookie),
   // and would be a bearer credential no server holds: a self-contained token, not a session.
   if (core.options.bearer) {

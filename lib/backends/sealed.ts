@@ -34,6 +34,7 @@ export class SealedBackend implements Backend<SealedState> {
   /** Revocations are kept for the app's absoluteTtl, so no session may be given a longer one. */
   readonly maxAbsoluteTtl: number
   readonly bus: RevocationBus
+  readonly binding = undefined
   readonly #store: StatelessStore
   readonly #revocation: RevocationStore
   readonly #log: FastifyBaseLogger
@@ -99,7 +100,8 @@ export class SealedBackend implements Backend<SealedState> {
       authenticatedAt: state.authenticatedAt,
       ip: undefined,
       userAgent: undefined,
-      ...this.core.settingsOf(policy)
+      ...this.core.settingsOf(policy),
+      deviceBound: false
     }
   }
 

@@ -11,6 +11,8 @@ import { withStoreErrors } from './store-errors.js'
 import type { SessionStore, StoredSession } from '../stores/store.js'
 import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionRecord } from './backend.js'
 import { owned } from './owned.js'
+import { DeviceBinding } from './dbsc.js'
+import { decodeDbsc, isBound } from './dbsc-state.js'
 
 // A server-side store (memory, Redis, PostgreSQL, a connect store): the cookie carries
 // `<id>.<secret>`, the store keeps the session under its id with the SHA-256 of the secret,
@@ -18,6 +20,15 @@ import { owned } from './owned.js'
 // no signature of its own (the session-token design Lucia documents).
 
 const MAX_INSERT_ATTEMPTS = 100 // as Plug's ETS store
+
+/**
+ * Whether `secret` authenticates a session that carries a dbsc field, once the app turned
+ * DBSC off: by its hash while it was only offered binding; never once bound (its cookies
+ * rotate, and the secret of its login must not come back to life).
+ */
+function unbound (record: StoredSession, secret: string): boolean {
+  return decodeDbsc(record.dbsc as string)?.key === undefined && secretMatches(record.secretHash, secret)
+}
 
 function toRecord (s: StoredSession, policy: Policy, core: SessionCore): SessionRecord {
   return {
@@ -30,7 +41,8 @@ function toRecord (s: StoredSession, policy: Policy, core: SessionCore): Session
     authenticatedAt: s.authenticatedAt,
     ip: s.ip,
     userAgent: s.userAgent,
-    ...core.settingsOf(policy)
+    ...core.settingsOf(policy),
+    deviceBound: isBound(s.dbsc)
   }
 }
 
@@ -38,18 +50,26 @@ export class ServerBackend implements Backend<StoredSession> {
   readonly core: SessionCore
   readonly maxAbsoluteTtl = MAX_LIFETIME
   readonly bus: RevocationBus
+  readonly binding: DeviceBinding | undefined
   readonly #store: SessionStore
   readonly #log: FastifyBaseLogger
   /** The store tells the bus of what it deletes in bulk (deleteAll, evictions) itself. */
   readonly #storeAnnounces: boolean
+  /** How a session with a dbsc field authenticates: decided once, by whether DBSC is on. */
+  readonly #boundSecret: (record: StoredSession, secret: string, now: number) => boolean
 
-  constructor (core: SessionCore, store: SessionStore, log: FastifyBaseLogger) {
+  /** `prefix`: the prefix the plugin was registered under, for the DBSC routes. */
+  constructor (core: SessionCore, store: SessionStore, log: FastifyBaseLogger, prefix = '') {
     this.core = core
     this.#store = store
     this.#log = log
     const own = store.bus
     this.#storeAnnounces = own !== undefined
     this.bus = own ?? localBus(store, log)
+    const dbsc = core.options.dbsc
+    const binding = dbsc === undefined ? undefined : new DeviceBinding(core, dbsc, store, (log, raw) => this.load(log, raw, false), prefix)
+    this.binding = binding
+    this.#boundSecret = binding === undefined ? unbound : (record, secret, now) => binding.authenticates(record, secret, now)
   }
 
   #announce (sessionId: string, userId: string | undefined, reason: RevocationReason): void {
@@ -66,8 +86,12 @@ export class ServerBackend implements Backend<StoredSession> {
     } catch (err) {
       return core.unavailable(log, err)
     }
-    if (record === undefined || record.expiresAt <= core.now()) return core.reject(log, 'unknown or expired')
-    if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
+    const now = core.now()
+    if (record === undefined || record.expiresAt <= now) return core.reject(log, 'unknown or expired')
+    // A session never offered device binding (the common case) has no dbsc field: one property read.
+    if (record.dbsc === undefined ? !secretMatches(record.secretHash, token.secret) : !this.#boundSecret(record, token.secret, now)) {
+      return core.reject(log, 'secret mismatch')
+    }
     const policy = core.policyFor(record.policy, bearer)
     if (policy === undefined) return core.reject(log, 'other transport or unreadable settings')
     return { kind: 'loaded', state: record, secret: token.secret, renew: false, policy }
@@ -97,6 +121,9 @@ export class ServerBackend implements Backend<StoredSession> {
     }
     const policy = encodePolicy(init.policy)
     if (policy !== undefined) record.policy = policy
+    // login() and regenerate() of a user's session, over https: offered device binding, in the insert itself.
+    const offer = init.userId === undefined ? undefined : this.binding?.offer(request, init.policy, now)
+    if (offer !== undefined) record.dbsc = offer.field
     let attempts = 1
     while (!await this.#store.insert(record)) {
       if (attempts++ === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
@@ -104,7 +131,7 @@ export class ServerBackend implements Backend<StoredSession> {
       secret = newSecret()
       record = { ...record, id: newSessionId(record.userId), secretHash: hashSecret(secret) }
     }
-    return { state: record, secret }
+    return { state: record, secret, registration: offer?.registration }
   }
 
   async persist (state: StoredSession, change: DataChange | undefined, _data: Record<string, unknown>, now: number,
@@ -117,7 +144,11 @@ export class ServerBackend implements Backend<StoredSession> {
       expiresAt
     })
     if (!ok) return undefined
-    return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend: expiresAt !== undefined }
+    // A bound session's cookie lives `dbsc.cookieTtl` and is renewed by the browser's refresh,
+    // never by a rolling deadline: sent again with the session's Max-Age, it would outlive
+    // what the server accepts, and the browser would not refresh it in time.
+    const resend = expiresAt !== undefined && (state.dbsc === undefined || !isBound(state.dbsc))
+    return { state: { ...state, lastSeenAt: now, expiresAt: expiresAt ?? state.expiresAt }, resend }
   }
 
   async drop (state: StoredSession, reason: 'destroy' | 'replaced'): Promise<boolean> {
@@ -141,10 +172,10 @@ export class ServerBackend implements Backend<StoredSession> {
     return s === undefined || s.expiresAt <= this.core.now() ? undefined : this.#toRecord(s)
   }
 
-  /** The record of a stored session; undefined when its settings cannot be read (it never authenticates). */
+  /** The record of a stored session; undefined when its settings or its binding cannot be read (it never authenticates). */
   #toRecord (s: StoredSession): SessionRecord | undefined {
     const policy = decodePolicy(s.policy)
-    return policy === undefined ? undefined : toRecord(s, policy, this.core)
+    return policy === undefined || (s.dbsc !== undefined && decodeDbsc(s.dbsc) === undefined) ? undefined : toRecord(s, policy, this.core)
   }
 
   async upsert (sessionId: string, userId: string | undefined, data: Record<string, unknown>, ttlMs: number): Promise<SessionRecord> {

@@ -11,6 +11,7 @@ import { resolveStore } from '../stores/registry.js'
 import type { SessionStore } from '../stores/store.js'
 import { UserSessions } from '../session/user-sessions.js'
 import { Watcher } from '../session/watch.js'
+import { dbscRoutes } from './dbsc.js'
 
 // The wiring: one onRequest hook that reads the cookie (and the store, only when a cookie is
 // there), a lazy `request.session`, one onSend hook that writes what changed, and onClose.
@@ -41,7 +42,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
     problems
   }))
   const core = new SessionCore(opts)
-  const made = store === undefined ? undefined : backendFor(core, store, fastify.log, problems)
+  const made = store === undefined ? undefined : backendFor(core, store, fastify.log, problems, fastify.prefix)
   // A store built here from its name is ours to close (its clients, its timers); a store object stays the app's.
   if (problems.found && typeof opts.store === 'string') await store?.close?.()
   const backend = problems.result(made)
@@ -52,6 +53,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   const cookieName = opts.cookieName
 
   fastify.decorate('sessions', new UserSessions(backend, fastify.log, events))
+  if (backend.binding !== undefined) dbscRoutes(fastify, backend, backend.binding, events)
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest): Session {

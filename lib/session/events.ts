@@ -38,6 +38,8 @@ export interface SessionEvents {
   regenerated: LoginEvent
   /** `destroy()` ended the session. Where it happens. */
   destroyed: SessionEvent
+  /** The browser bound the session to a key it keeps on the device (DBSC registration). Where it happens. */
+  bound: SessionEvent
   /** A session ended: heard on every instance that shares the store (and listens). */
   revoked: RevokedEvent
 }
@@ -45,7 +47,7 @@ export interface SessionEvents {
 export type SessionEventName = keyof SessionEvents
 export type SessionEventListener<E extends SessionEventName> = (event: SessionEvents[E]) => void
 
-const NAMES: readonly SessionEventName[] = ['created', 'login', 'regenerated', 'destroyed', 'revoked']
+const NAMES: readonly SessionEventName[] = ['created', 'login', 'regenerated', 'destroyed', 'bound', 'revoked']
 
 export class SessionEventEmitter {
   readonly #listeners = new Map<SessionEventName, Set<SessionEventListener<SessionEventName>>>()

@@ -73,6 +73,8 @@ export class Session {
   /** The JSON of values as the app last saw them (objects it got, values it set), so that `set` tells a change even after a value was mutated in place. */
   #seen: Map<string, string> | undefined
   #cookieOverrides: CookieAttributeOverrides | undefined
+  /** The `Secure-Session-Registration` header that goes out with the cookie of a session just created (DBSC). */
+  #registration: string | undefined
 
   /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
   constructor (context: SessionContext, request: FastifyRequest, start: LoadResult, bearer = false) {
@@ -308,6 +310,7 @@ export class Session {
     this.#cookie = undefined
     this.#resend = true
     this.#expire = false
+    this.#registration = issued.registration
   }
 
   /** The data of the keys in `keys` that the session holds. */
@@ -405,6 +408,7 @@ export class Session {
     this.#cookie = undefined
     this.#resend = false
     this.#touched = false
+    this.#registration = undefined
   }
 
   /**
@@ -523,6 +527,7 @@ export class Session {
     }
     this.#cookie ??= this.#backend.cookieValue(this.#request, state, this.#secret, this.#data)
     this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides, policy.persistent)
+    if (this.#registration !== undefined) reply.header('secure-session-registration', this.#registration)
   }
 }
 

@@ -44,8 +44,8 @@ export class UserSessions {
   }
 
   /**
-   * Listens to a lifecycle event: `'created'`, `'login'`, `'regenerated'`, `'destroyed'` (where
-   * they happen) and `'revoked'` (a session ended, on any instance sharing the store). Events
+   * Listens to a lifecycle event: `'created'`, `'login'`, `'regenerated'`, `'destroyed'`, `'bound'`
+   * (where they happen) and `'revoked'` (a session ended, on any instance sharing the store). Events
    * carry the session's public id, its user, the time and, where known, the client's address and
    * user agent; never a secret, a token or data. A listener that throws is logged, not rethrown.
    */

@@ -17,7 +17,7 @@ t.test('getAll lists a user\'s live sessions with their device details, nothing 
   await loginAs(app, 'bob')
   const list = await app.sessions.getAll('alice')
   t.same(list.map((s) => s.id), [a.id, b.id], 'oldest first')
-  t.same(Object.keys(list[0] as object).sort(), ['absoluteTtl', 'authenticatedAt', 'createdAt', 'data', 'expiresAt', 'id', 'ip',
+  t.same(Object.keys(list[0] as object).sort(), ['absoluteTtl', 'authenticatedAt', 'createdAt', 'data', 'deviceBound', 'expiresAt', 'id', 'ip',
     'lastSeenAt', 'persistent', 'transport', 'ttl', 'userAgent', 'userId'])
   t.match(list[0], { userId: 'alice', userAgent: 'Firefox', ip: '127.0.0.1', createdAt: 5_000_000, expiresAt: 5_600_000, data: { name: 'alice' } })
   t.match(list[0], { transport: 'cookie', persistent: true, ttl: 600, absoluteTtl: 2_592_000 }, 'the app\'s settings')
