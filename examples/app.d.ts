@@ -8,6 +8,8 @@ export interface BuildAppOptions extends Partial<Omit<FastifyUserSessionsOptions
   logger?: FastifyServerOptions['logger']
   /** Milliseconds between the heartbeat comments of the devices page's event stream. @default 15000 */
   liveHeartbeat?: number
+  /** Serve HTTPS with this key and certificate (PEM), and turn device-bound sessions on. @default undefined (HTTP) */
+  https?: { key: string | Buffer, cert: string | Buffer }
 }
 
 export function buildApp (options?: BuildAppOptions): Promise<FastifyInstance>

@@ -116,11 +116,13 @@ async function api (app) {
 /**
  * Builds the example app on the in-memory store, which needs no `secret` (the cookie's own
  * 256-bit secret authenticates it); one is passed on when given, for a store that seals.
- * Sessions end when the process does.
+ * Sessions end when the process does. Served over HTTPS (`https: { key, cert }`), it turns on
+ * device-bound sessions: a browser that supports them binds a remembered sign-in to a key it
+ * keeps on the device, and the devices page says so.
  */
-export async function buildApp ({ logger = false, liveHeartbeat, ...sessionOptions } = {}) {
-  const app = Fastify({ logger })
-  await app.register(userSessions, { store: 'memory', bearer: true, ...APP_LIFETIMES, ...sessionOptions })
+export async function buildApp ({ logger = false, liveHeartbeat, https, ...sessionOptions } = {}) {
+  const app = Fastify({ logger, ...(https === undefined ? {} : { https }) })
+  await app.register(userSessions, { store: 'memory', bearer: true, ...APP_LIFETIMES, dbsc: https !== undefined, ...sessionOptions })
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
     (request, body, done) => { done(null, Object.fromEntries(new URLSearchParams(body))) })

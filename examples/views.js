@@ -138,6 +138,7 @@ export function duration (seconds) {
 /** How the session travels; an API token says so in its name already. */
 function carrier (record) {
   if (record.transport === 'bearer') return []
+  if (record.deviceBound) return ['Browser cookie, remembered, bound to this device ·']
   return [record.persistent ? 'Browser cookie, remembered ·' : 'Browser cookie, until the browser closes ·']
 }
 

@@ -617,11 +617,14 @@ t.test('without a secret: the memory store needs none, and nothing is logged', a
 })
 
 t.test('server settings come from the environment', async (t) => {
-  t.same(configFromEnv({}), { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined })
-  t.same(configFromEnv({ PORT: '', HOST: '', LOG_LEVEL: '', SESSION_SECRET: '' }),
-    { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined }, 'empty is unset')
-  t.same(configFromEnv({ PORT: '0', HOST: '::1', LOG_LEVEL: 'debug', SESSION_SECRET: SECRET }),
-    { port: 0, host: '::1', logLevel: 'debug', secret: SECRET })
+  t.same(configFromEnv({}), { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined, tls: undefined })
+  t.same(configFromEnv({ PORT: '', HOST: '', LOG_LEVEL: '', SESSION_SECRET: '', TLS_KEY: '', TLS_CERT: '' }),
+    { port: 3000, host: '127.0.0.1', logLevel: 'info', secret: undefined, tls: undefined }, 'empty is unset')
+  t.same(configFromEnv({ PORT: '0', HOST: '::1', LOG_LEVEL: 'debug', SESSION_SECRET: SECRET, TLS_KEY: 'k.pem', TLS_CERT: 'c.pem' }),
+    { port: 0, host: '::1', logLevel: 'debug', secret: SECRET, tls: { key: 'k.pem', cert: 'c.pem' } })
+  for (const env of [{ TLS_KEY: 'k.pem' }, { TLS_CERT: 'c.pem' }]) {
+    t.throws(() => configFromEnv(env), { message: /^TLS_KEY and TLS_CERT go together/ }, JSON.stringify(env))
+  }
   for (const PORT of [' ', 'abc', '1.5', '-1', '65536']) {
     t.throws(() => configFromEnv({ PORT }), { message: /^PORT must be an integer from 0 to 65535/ }, JSON.stringify(PORT))
   }
