@@ -161,6 +161,7 @@ if (chromiumPresent() && opensslAvailable(t)) {
       t.ok(refreshed.length > 0, `it refreshed its cookie (${refreshed.length} refreshes so far)`)
       t.not((await sessionCookie(context, base)).value, copy.value, 'and holds a new one')
       t.equal((await app.sessions.getAll('alice')).length, 1, 'the session lives on')
+      t.comment(`refreshes answered 403 (no challenge given ahead, or a stale one): ${exchanges.filter((e) => e.status === 403).length} of ${exchanges.filter((e) => e.path === '/dbsc/refresh').length}`)
 
       const loggedOut = Date.now()
       await page.getByRole('button', { name: 'Log out everywhere', exact: true }).click()
