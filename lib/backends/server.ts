@@ -89,8 +89,10 @@ export class ServerBackend implements Backend<StoredSession> {
     const now = core.now()
     if (record === undefined || record.expiresAt <= now) return core.reject(log, 'unknown or expired')
     // A session never offered device binding (the common case) has no dbsc field: one property read.
-    if (record.dbsc === undefined ? !secretMatches(record.secretHash, token.secret) : !this.#boundSecret(record, token.secret, now)) {
-      return core.reject(log, 'secret mismatch')
+    if (record.dbsc === undefined) {
+      if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
+    } else if (!this.#boundSecret(record, token.secret, now)) {
+      return core.reject(log, 'not a current cookie of its device-bound session')
     }
     const policy = core.policyFor(record.policy, bearer)
     if (policy === undefined) return core.reject(log, 'other transport or unreadable settings')
