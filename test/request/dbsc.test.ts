@@ -448,7 +448,7 @@ t.test('register() checks the dbsc option and what it needs', async (t) => {
     await t.rejects(async () => { await app.register(session, options as FastifyUserSessionsOptions).ready() }, { code: 'FST_SESSION_OPTION_INVALID', message }, message.source)
     await app.close()
   }
-  await fails({ store: 'cookie', secret: 'x'.repeat(32), dbsc: true }, /"dbsc": needs a server-side store .* the cookie store keeps nothing on the server per session/)
+  await fails({ store: 'cookie', secret: 'x'.repeat(32), storeOptions: { revocation: 'memory' }, dbsc: true }, /"dbsc": needs a server-side store .* the cookie store keeps nothing on the server per session/)
   await fails({ dbsc: 'yes' }, /"dbsc": must be an object/)
   await fails({ dbsc: { cookieTtl: 0 } }, /"dbsc.cookieTtl": must be a positive integer/)
   await fails({ dbsc: { ttl: 5 } }, /"dbsc.ttl": unknown option/)
