@@ -232,18 +232,22 @@ t.test('the table is checked at ready(): missing, or a 0.1 table without policy,
     message: `The session table "${db.schema}"."nope" does not exist: create it with createPostgresTable(pool) at start-up, or with the SQL of postgresTableSql() in a migration`
   })
 
+  // A table of the version before device-bound sessions: all but the dbsc column.
   const table = 'old_' + Date.now().toString(36)
-  await db.pool.query(postgresTableSql({ schema: db.schema, table }).replace(',\n  policy text\n', '\n').replace(/^ALTER TABLE.*\n/m, ''))
+  const sql = postgresTableSql({ schema: db.schema, table })
+  t.match(sql, ',\n  policy text,\n  dbsc text\n', 'the columns this test removes are the last two')
+  await db.pool.query(sql.replace(',\n  dbsc text\n', '\n').replace(/^ALTER TABLE.*\n/gm, ''))
   const old = await buildApp({ store: 'postgres', storeOptions: db.options({ table }) })
   t.teardown(() => old.close())
   await t.rejects(async () => { await old.ready() }, {
     code: 'FST_SESSION_STORE_TABLE_INVALID',
-    message: /^The session table ".*"."old_\w+" lacks the column policy, which this version uses: run createPostgresTable\(pool\) again \(it adds them\)/
+    message: /^The session table ".*"."old_\w+" lacks the column dbsc, which this version uses: run createPostgresTable\(pool\) again \(it adds them\)/
   })
-  await db.pool.query(`ALTER TABLE "${db.schema}"."${table}" DROP COLUMN ip, DROP COLUMN user_agent`)
+  // A 0.1 table: no policy either, nor ip and user_agent before it.
+  await db.pool.query(`ALTER TABLE "${db.schema}"."${table}" DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN policy`)
   const older = await buildApp({ store: 'postgres', storeOptions: db.options({ table }) })
   t.teardown(() => older.close())
-  await t.rejects(async () => { await older.ready() }, { message: /lacks the columns ip, user_agent, policy, / })
+  await t.rejects(async () => { await older.ready() }, { message: /lacks the columns ip, user_agent, policy, dbsc, which / })
 
   await createPostgresTable(db.pool, { schema: db.schema, table: 'nope' })
   const created = await buildApp({ store: 'postgres', storeOptions: db.options({ table: 'nope' }) })
