@@ -76,7 +76,7 @@ async function main () {
     logger: { level: config.logLevel ?? 'warn' },
     ...(config.lenientJson ? { onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' } : {})
   })
-  // The store's 503s as one warning per interval, not one error line per request (README, "High availability").
+  // The store's 503s as one warning per interval, not one error line per request (docs/high-availability.md).
   app.setErrorHandler(sessionErrorHandler())
   app.addHook('onClose', async () => { clusterClient?.disconnect() })
   for (const store of ['memory', config.store]) {

@@ -6,7 +6,7 @@ import { FST_SESSION_OPTION_INVALID } from '../errors.js'
 // two implementations that give the same bytes: libsodium through `sodium-native`, when the
 // application has it installed (an optional dependency, a prebuilt addon), or node:crypto.
 // libsodium seals or opens a cookie in one native call; node:crypto sets up a cipher object
-// per call, which costs two to three times as much (README, the cookie store's format).
+// per call, which costs two to three times as much (docs/cookie-store.md, "Format").
 
 export const TAG_BYTES = 16
 export const NONCE_BYTES = 12

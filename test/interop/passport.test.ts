@@ -202,7 +202,7 @@ t.test('passportSessions checks its arguments', async (t) => {
   t.equal(passportSessions(authenticator).sessionManager.key, manager.key, 'a second call wraps again, same settings')
 })
 
-t.test("the README's snippet: successRedirect at login, a redirect after logout", async (t) => {
+t.test("docs/plugins.md's snippet: successRedirect at login, a redirect after logout", async (t) => {
   const fastifyPassport = passportSessions(new Authenticator())
   const app = Fastify()
   t.teardown(() => app.close())

@@ -6,7 +6,7 @@ import fastifyUserSessions from '../../lib/index.js'
 import { cookieOf, SECRET } from '../helpers/app.js'
 import { countedStore, onEachStore, writesOf, type StoreOptions } from '../helpers/stores.js'
 
-// The README's snippets for @fastify/rate-limit on the login route and @fastify/helmet.
+// docs/plugins.md's snippets for @fastify/rate-limit on the login route and @fastify/helmet.
 
 async function app (store: StoreOptions): Promise<{ app: FastifyInstance, store: ReturnType<typeof countedStore> }> {
   const counted = countedStore(store)
