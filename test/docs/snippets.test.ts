@@ -14,6 +14,9 @@ import t from 'tap'
 import ts from 'typescript'
 
 const root = join(import.meta.dirname, '..', '..')
+// Type-checking is CPU-bound: about 15 s of CPU, but 80 s on a 2-core machine running the suite
+// beside other jobs, too close to .taprc's 120 s.
+t.setTimeout(300_000)
 
 interface Snippet {
   /** Where the block is: the Markdown file, relative to the repository, and the line of its opening fence. */
