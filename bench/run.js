@@ -192,6 +192,7 @@ async function main () {
     sessions: config.sessions,
     connections: config.connections
   }
+  log(`Node.js ${process.version}, fastify-user-sessions at ${meta.revision}`)
   const redis = await startRedis().catch((err) => ({ unavailable: `Redis: ${err.message}` }))
   meta.redis = redis.unavailable === undefined ? `${redis.version}${redis.own ? ' (own redis-server)' : ' (REDIS_URL)'}` : redis.unavailable
   if (args.profile !== undefined) {

@@ -95,7 +95,11 @@ if (!hasRedis && process.env.CI !== 'true') {
       t.ok(stdout.includes(section), `the report has "${section}"`)
     }
     t.ok(stdout.includes(readFileSync(join(out, 'latest.md'), 'utf8')), 'latest.md is the printed report')
+    // The Node it ran on (the same `node` as this test's: both come first on the PATH).
+    t.match(stderr, `Node.js ${process.version}, fastify-user-sessions at `, 'the bench says at once which Node runs it')
+    t.match(stdout, `; Node.js ${process.version}; `, 'and the report says it too')
     t.ok(existsSync(join(out, 'chart.svg')), 'the chart is written')
     t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+    t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), `Node.js ${process.version};`, 'and so does the chart')
   })
 }
