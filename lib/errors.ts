@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 // One table of every error the plugin raises. Codes are FST_SESSION_<AREA>_<WHAT>;
 // option errors name the option, so a misconfigured app fails at register() with a
