@@ -53,7 +53,12 @@ export const FST_SESSION_KEY_INVALID = createError<[string]>(
   'FST_SESSION_KEY_INVALID', 'Invalid session key: %s', 500, TypeError)
 
 export const FST_SESSION_VALUE_INVALID = createError<[string, string]>(
-  'FST_SESSION_VALUE_INVALID', 'Session value for key "%s" cannot be stored: %s', 500, TypeError)
+  'FST_SESSION_VALUE_INVALID', 'Session value at "%s" cannot be stored: %s', 500, TypeError)
+
+/** Assigning to (or deleting) a member of `request.session` as if it were data. */
+export const FST_SESSION_MEMBER_READONLY = createError<[string, string]>(
+  'FST_SESSION_MEMBER_READONLY',
+  'request.session.%s is a member of the session, not data; to store data under that name, call request.session.set(%s, value)', 500, TypeError)
 
 export const FST_SESSION_NOT_FOUND = createError(
   'FST_SESSION_NOT_FOUND', 'Session not found or expired', 404)

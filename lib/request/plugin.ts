@@ -6,7 +6,7 @@ import { FST_SESSION_DISABLED } from '../errors.js'
 import { normalizeOptions, type FastifyUserSessionsOptions } from '../options.js'
 import { Problems } from '../util/check.js'
 import { SessionEventEmitter } from '../session/events.js'
-import { Session, type SessionContext } from '../session/session.js'
+import { kCommit, kView, Session, type SessionContext } from '../session/session.js'
 import { resolveStore } from '../stores/registry.js'
 import type { SessionStore } from '../stores/store.js'
 import { UserSessions } from '../session/user-sessions.js'
@@ -64,7 +64,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
         session = new Session(context, this, NONE, false)
         req[kSession] = session
       }
-      return session
+      return session[kView]()
     }
   })
 
@@ -109,7 +109,13 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       done(null, payload)
       return
     }
-    const saving = session.commit(reply)
+    let saving: Promise<void> | undefined
+    try {
+      saving = session[kCommit](reply)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
     if (saving === undefined) done(null, payload)
     else saving.then(() => done(null, payload), done)
   })

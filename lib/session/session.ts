@@ -10,6 +10,7 @@ import { DEFAULT_POLICY, type Policy } from '../backends/policy.js'
 import { loginPolicy, type LoginOptions } from './login.js'
 import { checkKey, checkValue, emptyData, type SessionKey, type SessionValue } from '../stores/data.js'
 import { storeError, withStoreErrors } from '../backends/store-errors.js'
+import { kKeys, kMethod, properties } from './properties.js'
 
 interface Changes {
   clear: boolean
@@ -33,6 +34,30 @@ type Outcome = 'write' | 'renew' | 'drop' | 'none'
 const BEARER: Policy = Object.freeze({ ...DEFAULT_POLICY, transport: 'bearer' as const })
 
 /** What every session of one plugin instance works with, made once at register(). */
+/** @internal What `request.session` is: the Session seen through the Proxy that gives its data as properties. */
+export const kView = Symbol('fastify-user-sessions.view')
+/** @internal Writes what the response leaves to write; run by the plugin's onSend hook. */
+export const kCommit = Symbol('fastify-user-sessions.commit')
+
+/** The session cookie as `request.session.cookie` shows it, read-only (express-session's and @fastify/session's `cookie`). */
+export interface SessionCookie {
+  readonly path: string
+  readonly domain: string | undefined
+  readonly secure: boolean | 'auto'
+  readonly httpOnly: boolean
+  readonly sameSite: 'lax' | 'strict' | 'none'
+  readonly partitioned: boolean
+  /** When the cookie expires; null for a cookie that dies with the browser, or a session not stored yet. */
+  readonly expires: Date | null
+  /** Milliseconds until `expires`; null when it is. */
+  readonly maxAge: number | null
+  /** The session's idle timeout in milliseconds (what `maxAge` starts from); null for a cookie that dies with the browser. */
+  readonly originalMaxAge: number | null
+}
+
+/** A callback in the style of express-session's and @fastify/session's methods. */
+export type SessionCallback = (err?: Error | null) => void
+
 export interface SessionContext {
   readonly backend: Backend
   /** The lifecycle events (`app.sessions.on`). */
@@ -75,6 +100,10 @@ export class Session {
   #cookieOverrides: CookieAttributeOverrides | undefined
   /** The `Secure-Session-Registration` header that goes out with the cookie of a session just created (DBSC). */
   #registration: string | undefined
+  /** `request.session`: this session behind the Proxy that gives its data as properties; made on first read. */
+  #view: Session | undefined
+  /** Its methods bound to it, as the Proxy hands them out. */
+  #bound: Record<string, unknown> | undefined
 
   /** @internal Built by the plugin from what the request's cookie gave; use `request.session`. */
   constructor (context: SessionContext, request: FastifyRequest, start: LoadResult, bearer = false) {
@@ -106,6 +135,59 @@ export class Session {
 
   #available (): void {
     if (this.#error !== undefined) throw this.#error
+  }
+
+  /** What methods that chain return: `request.session` as the app holds it. */
+  #self (): this {
+    return (this.#view ?? this) as this
+  }
+
+  /** @internal `request.session`: this session behind the Proxy that gives its data as properties. */
+  [kView] (): Session {
+    this.#view ??= new Proxy(this, properties as ProxyHandler<Session>)
+    return this.#view
+  }
+
+  /** @internal The method `name` bound to this session, as the Proxy hands it out. */
+  [kMethod] (name: string): unknown {
+    const bound = this.#bound ??= Object.create(null) as Record<string, unknown>
+    bound[name] ??= ((this as unknown as Record<string, () => unknown>)[name] as () => unknown).bind(this)
+    return bound[name]
+  }
+
+  /** @internal The data keys, for the Proxy's `Object.keys`. */
+  [kKeys] (): string[] {
+    this.#available()
+    return Object.keys(this.#data)
+  }
+
+  /** `id`, by the name @fastify/session gives it. */
+  get sessionId (): string {
+    return this.id
+  }
+
+  /**
+   * The session cookie's attributes and deadline, read-only: express-session's and
+   * @fastify/session's `cookie`. A session's lifetime is set by `login()` (`persistent`, `ttl`,
+   * `absoluteTtl`) and pushed back by `touch()`, not by writing here.
+   */
+  get cookie (): SessionCookie {
+    this.#available()
+    const c = this.#core.options.cookie
+    const settings = this.#core.settingsOf(this.#policy)
+    const expiresAt = settings.persistent ? this.#state?.expiresAt : undefined
+    const o = this.#cookieOverrides
+    return Object.freeze({
+      path: c.path,
+      domain: c.domain,
+      secure: o?.secure ?? c.secure,
+      httpOnly: o?.httpOnly ?? c.httpOnly,
+      sameSite: o?.sameSite ?? c.sameSite,
+      partitioned: c.partitioned,
+      expires: expiresAt === undefined ? null : new Date(expiresAt),
+      maxAge: expiresAt === undefined ? null : Math.max(0, expiresAt - this.#core.now()),
+      originalMaxAge: settings.persistent ? settings.ttl * 1000 : null
+    })
   }
 
   /** The public handle of this session: safe to show on a devices page and to pass to `app.sessions.delete`. */
@@ -200,26 +282,26 @@ export class Session {
     } else {
       this.#seen?.delete(key)
     }
-    if (unchanged) return this
+    if (unchanged) return this.#self()
     this.#cookie = undefined
     const changes = this.#pending()
     changes.set[key] = value
     changes.unset.delete(key)
-    return this
+    return this.#self()
   }
 
   /** Deleting a key the session does not hold is no change. */
   delete (key: SessionKey): this {
     this.#available()
     checkKey(key)
-    if (!Object.hasOwn(this.#data, key)) return this
+    if (!Object.hasOwn(this.#data, key)) return this.#self()
     delete this.#data[key]
     this.#seen?.delete(key)
     this.#cookie = undefined
     const changes = this.#pending()
     delete changes.set[key]
     changes.unset.add(key)
-    return this
+    return this.#self()
   }
 
   /** Removes every key. */
@@ -229,7 +311,7 @@ export class Session {
     this.#seen = undefined
     this.#cookie = undefined
     this.#changes = { clear: true, set: emptyData(), unset: new Set() }
-    return this
+    return this.#self()
   }
 
   /** A copy of the session data. */
@@ -250,14 +332,14 @@ export class Session {
   options (opts: SessionCookieOverrides | undefined): this {
     this.#available()
     this.#cookieOverrides = cookieOverrides(opts, this.#core.options.cookie)
-    return this
+    return this.#self()
   }
 
   /** Pushes the idle deadline back on this response, whatever `refreshFraction` says. */
   touch (): this {
     this.#available()
     this.#touched = true
-    return this
+    return this.#self()
   }
 
   /** True when the user logged in within the last `seconds`; for routes that want a recent login. */
@@ -297,6 +379,14 @@ export class Session {
     }
     this.#adopt(issued, policy)
     this.#data = Object.assign(emptyData(), data)
+    // What the new session was created with is what later in-place changes are measured against.
+    const seen = this.#seen
+    if (seen !== undefined) {
+      for (const key of seen.keys()) {
+        if (Object.hasOwn(data, key)) seen.set(key, JSON.stringify(data[key]))
+        else seen.delete(key)
+      }
+    }
   }
 
   /** The session just created becomes this one: nothing pending, its cookie (or token) to be sent. */
@@ -325,7 +415,15 @@ export class Session {
    * at once; the user binding stays. Without `keys`, all data is kept; with a list, only those keys
    * (as `@fastify/session`'s `regenerate(ignoreFields)`, which @fastify/passport calls at login).
    */
-  async regenerate (keys?: readonly string[]): Promise<void> {
+  regenerate (keys?: readonly string[]): Promise<void>
+  regenerate (callback: SessionCallback): void
+  regenerate (keys: readonly string[] | undefined, callback: SessionCallback): void
+  regenerate (keys?: readonly string[] | SessionCallback, callback?: SessionCallback): Promise<void> | undefined {
+    if (typeof keys === 'function') return settle(() => this.#regenerate(undefined), keys)
+    return settle(() => this.#regenerate(keys), callback)
+  }
+
+  async #regenerate (keys: readonly string[] | undefined): Promise<void> {
     this.#available()
     if (keys !== undefined && !Array.isArray(keys)) throw new FST_SESSION_OPTION_INVALID('keys', 'must be a list of session keys')
     const data = keys === undefined ? this.#data : this.#pick(keys)
@@ -386,8 +484,17 @@ export class Session {
     return this.#context.watcher.follow(state, callback)
   }
 
-  /** Deletes the session from the store and expires its cookie (Plug's drop). The object becomes a fresh anonymous session. */
-  async destroy (): Promise<void> {
+  /**
+   * Deletes the session from the store and expires its cookie (Plug's drop). The object becomes
+   * a fresh anonymous session. With a callback (express-session's style), returns nothing and calls it.
+   */
+  destroy (): Promise<void>
+  destroy (callback: SessionCallback): void
+  destroy (callback?: SessionCallback): Promise<void> | undefined {
+    return settle(() => this.#destroy(), callback)
+  }
+
+  async #destroy (): Promise<void> {
     this.#available()
     const state = this.#state
     if (state !== undefined) await withStoreErrors(this.#backend.drop(state, 'destroy'))
@@ -404,6 +511,7 @@ export class Session {
     this.#policy = DEFAULT_POLICY
     this.#issued = false
     this.#data = emptyData()
+    this.#seen = undefined
     this.#changes = undefined
     this.#cookie = undefined
     this.#resend = false
@@ -416,8 +524,15 @@ export class Session {
    * `FST_SESSION_REVOKED` when the session was deleted (by `deleteAll`, say) meanwhile:
    * a revoked session is never brought back.
    */
-  async save (): Promise<void> {
+  save (): Promise<void>
+  save (callback: SessionCallback): void
+  save (callback?: SessionCallback): Promise<void> | undefined {
+    return settle(() => this.#saveNow(), callback)
+  }
+
+  async #saveNow (): Promise<void> {
     this.#available()
+    this.#collect()
     await withStoreErrors(this.#save())
     // The cookie value is made now, so that one a browser would drop (a sealed session too large) fails here.
     const state = this.#state
@@ -477,15 +592,79 @@ export class Session {
   }
 
   /**
+   * Drops the changes not saved yet and reads the session again from the store (on the cookie
+   * store: as it was loaded or last written in this request). Throws `FST_SESSION_REVOKED` when
+   * the session ended meanwhile; the object is then a fresh anonymous session.
+   */
+  reload (): Promise<void>
+  reload (callback: SessionCallback): void
+  reload (callback?: SessionCallback): Promise<void> | undefined {
+    return settle(() => this.#reload(), callback)
+  }
+
+  async #reload (): Promise<void> {
+    this.#available()
+    const state = this.#state
+    this.#changes = undefined
+    this.#touched = false
+    this.#seen = undefined
+    this.#cookie = undefined
+    if (state === undefined) {
+      this.#data = emptyData()
+      return
+    }
+    const raw = this.#backend.cookieValue(this.#request, state, this.#secret, state.data)
+    const loaded = await this.#backend.load(this.#request.log, raw, this.#policy.transport === 'bearer')
+    if (loaded.kind === 'unavailable') throw loaded.error
+    if (loaded.kind !== 'loaded') {
+      this.#forget()
+      this.#expire = !this.#bearerRequest
+      throw new FST_SESSION_REVOKED()
+    }
+    this.#state = loaded.state
+    this.#data = Object.assign(emptyData(), loaded.state.data)
+  }
+
+  /**
+   * Objects the app read (or set) and changed in place since, without a `set()`: their new
+   * value is a change, checked as `set()` checks it. Only the keys whose object values were
+   * handed out are compared, once, when the session is saved.
+   */
+  #collect (): void {
+    const seen = this.#seen
+    if (seen === undefined) return
+    const data = this.#data
+    for (const [key, before] of seen) {
+      if (!Object.hasOwn(data, key)) {
+        seen.delete(key)
+        continue
+      }
+      const value = data[key]
+      let now: string | undefined
+      try {
+        now = JSON.stringify(value)
+      } catch {}
+      if (now === before) continue
+      seen.set(key, checkValue(key, value))
+      this.#cookie = undefined
+      const changes = this.#pending()
+      changes.set[key] = value
+      changes.unset.delete(key)
+    }
+  }
+
+  /**
    * @internal Run once, from the plugin's onSend hook. Returns undefined unless there is
    * something to write (the common read): the response goes on without a round through the
-   * microtask queue.
+   * microtask queue. Throws `FST_SESSION_VALUE_INVALID` when an object changed in place holds
+   * what cannot be stored.
    */
-  commit (reply: FastifyReply): Promise<void> | undefined {
+  [kCommit] (reply: FastifyReply): Promise<void> | undefined {
     // A 5xx reply saves nothing: the client was told the request failed (and after a failed
     // save(), a second try during an outage would fail again and reach Fastify's own handler).
     if (this.#committed || this.#error !== undefined || reply.statusCode >= 500) return undefined
     this.#committed = true
+    this.#collect()
     const outcome = this.#outcome()
     switch (outcome) {
       case 'write':
@@ -529,6 +708,14 @@ export class Session {
     this.#core.writeCookie(reply, this.#cookie, state.expiresAt, this.#cookieOverrides, policy.persistent)
     if (this.#registration !== undefined) reply.header('secure-session-registration', this.#registration)
   }
+}
+
+/** With a callback, runs `run` and calls it (returning nothing), in express-session's style; else returns its promise. */
+function settle (run: () => Promise<void>, callback: SessionCallback | undefined): Promise<void> | undefined {
+  if (callback === undefined) return run()
+  if (typeof callback !== 'function') throw new FST_SESSION_OPTION_INVALID('callback', 'must be a function')
+  run().then(() => { callback() }, (err: Error) => { callback(err) })
+  return undefined
 }
 
 /** The case left when every other is handled: typed so that a new kind of outcome or load result fails to compile until handled. */

@@ -36,15 +36,27 @@ export function checkKey (key: unknown): asserts key is string {
   if (LONE_SURROGATE.test(key)) throw new FST_SESSION_KEY_INVALID('not well-formed UTF-16 (a lone surrogate)')
 }
 
-/** Throws unless `value` is storable; returns its JSON (what `set` compares to tell a change). */
+/**
+ * Throws unless `value` comes back equal (type and JSON) when read on a later request; returns its
+ * JSON (what `set` compares to tell a change). Refused at any depth, naming the path
+ * (`when`, `cart.items[2].at`): Date, Map, Set, RegExp and other class instances, NaN, ±Infinity,
+ * functions, symbols, BigInt, undefined or a hole in an array, a circular reference.
+ */
 export function checkValue (key: string, value: unknown): string {
   let json: string | undefined
   try {
     json = JSON.stringify(value)
   } catch (err) {
-    throw new FST_SESSION_VALUE_INVALID(key, (err as Error).message)
+    throw invalid(problemAt(value, key, []) ?? `${key}\0${(err as Error).message}`)
   }
-  if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, `a ${typeof value} is not JSON`)
+  if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, problemOf(value) as string)
+  // JSON.stringify succeeded: no cycle, so the walk ends. A primitive needs no walk.
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new FST_SESSION_VALUE_INVALID(key, problemOf(value) as string)
+  } else if (typeof value === 'object' && value !== null) {
+    const problem = problemAt(value, key, [])
+    if (problem !== undefined) throw invalid(problem)
+  }
   // Stored data are read back with prototype-poisoning protection, which drops `__proto__` and
   // `constructor.prototype` keys: refuse them now rather than lose them silently on the next read.
   if (key === 'constructor' || json.includes('"__proto__"') || json.includes('"constructor"')) {
@@ -55,6 +67,76 @@ export function checkValue (key: string, value: unknown): string {
     }
   }
   return json
+}
+
+function invalid (found: string): Error {
+  const at = found.indexOf('\0')
+  return new FST_SESSION_VALUE_INVALID(found.slice(0, at), found.slice(at + 1))
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/
+
+/** Why a value that is no plain object or array would not come back equal; undefined when it would. */
+function problemOf (value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${value} would come back as null`
+    case 'bigint':
+      return 'a BigInt is not JSON; store it as a string'
+    case 'function':
+      return 'a function is not JSON'
+    case 'symbol':
+      return 'a symbol is not JSON'
+    case 'undefined':
+      return 'undefined is not JSON'
+    default:
+  }
+  if (value === null) return undefined
+  if (value instanceof Date) return 'a Date would come back as a string; store date.getTime() or date.toISOString()'
+  if (value instanceof Map) return 'a Map would come back as {}; store Object.fromEntries(map) or [...map]'
+  if (value instanceof Set) return 'a Set would come back as {}; store [...set]'
+  if (value instanceof RegExp) return 'a RegExp would come back as {}; store its source'
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null || (proto === Array.prototype && Array.isArray(value))) return undefined
+  const name = (proto as { constructor?: { name?: unknown } }).constructor?.name
+  return `an instance of ${typeof name === 'string' && name !== '' ? name : 'a class'} would come back as a plain object; store plain objects and arrays only`
+}
+
+/**
+ * The first value under `value` (at `path`) that would not come back equal, as `path\0reason`;
+ * `ancestors` catches a cycle (only reached when JSON.stringify threw).
+ */
+function problemAt (value: unknown, path: string, ancestors: unknown[]): string | undefined {
+  const problem = problemOf(value)
+  if (problem !== undefined) return path + '\0' + problem
+  if (typeof value !== 'object' || value === null) return undefined
+  if (ancestors.includes(value)) return path + '\0a circular reference is not JSON'
+  ancestors.push(value)
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        if (!(i in value)) return `${path}[${i}]\0a hole in an array would come back as null`
+        const item: unknown = value[i]
+        if (item === undefined) return `${path}[${i}]\0undefined in an array would come back as null`
+        const found = problemAt(item, `${path}[${i}]`, ancestors)
+        if (found !== undefined) return found
+      }
+      return undefined
+    }
+    for (const k in value) {
+      const item = (value as Record<string, unknown>)[k]
+      // An undefined property is left out, as JSON leaves it out: reading it gives undefined again.
+      if (item === undefined) continue
+      const found = problemAt(item, IDENTIFIER.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, ancestors)
+      if (found !== undefined) return found
+    }
+    return undefined
+  } finally {
+    ancestors.pop()
+  }
 }
 
 /**

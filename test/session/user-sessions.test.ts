@@ -126,13 +126,14 @@ t.test('upsert applies the key and value checks of session.set, and returns what
     ['a nested __proto__', { profile: JSON.parse('{"__proto__": {"admin": true}}') }, 'FST_SESSION_VALUE_INVALID'],
     ['a nested constructor.prototype', { profile: JSON.parse('{"constructor": {"prototype": {"admin": true}}}') }, 'FST_SESSION_VALUE_INVALID'],
     ['a function', { f: () => 1 }, 'FST_SESSION_VALUE_INVALID'],
-    ['a symbol', { s: Symbol('x') }, 'FST_SESSION_VALUE_INVALID']
+    ['a symbol', { s: Symbol('x') }, 'FST_SESSION_VALUE_INVALID'],
+    ['a nested Date', { nested: { when: new Date(0) } }, 'FST_SESSION_VALUE_INVALID']
   ]
   for (const [what, data, code] of refused) {
     await t.rejects(app.sessions.upsert({ id: a.id, data }), { code }, what)
   }
   t.match(await app.sessions.get(a.id), { data: before?.data, expiresAt: before?.expiresAt }, 'a refused upsert changes nothing')
-  const data = { nested: { list: [1, 'two', null], when: new Date(0) }, gone: undefined, 'a:b.c': 'é ✓' }
+  const data = { nested: { list: [1, 'two', null], when: new Date(0).toISOString() }, gone: undefined, 'a:b.c': 'é ✓' }
   const updated = await app.sessions.upsert({ id: a.id, data })
   const stored = await app.sessions.get(a.id)
   t.same(updated.data, { nested: { list: [1, 'two', null], when: '1970-01-01T00:00:00.000Z' }, 'a:b.c': 'é ✓' }, 'as JSON stores it')
