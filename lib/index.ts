@@ -12,11 +12,12 @@ import { redisStore } from './stores/redis/store.js'
 import { registerStore } from './stores/registry.js'
 import { expressStore } from './stores/express.js'
 import type { UserSessions } from './session/user-sessions.js'
+import type { SessionProperties } from './stores/data.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The visitor's session; see fastify-user-sessions. */
-    readonly session: Session
+    /** The visitor's session, and its data as properties (`request.session.cart` is `get('cart')`); see fastify-user-sessions. */
+    readonly session: Session & SessionProperties<Session>
   }
   interface FastifyContextConfig {
     /** `false`: this route has no `request.session` and never waits for the session store. @default true */
@@ -55,8 +56,8 @@ export * as errors from './errors.js'
 export { sessionErrorHandler, isStoreUnavailable, type SessionErrorHandler, type SessionErrorHandlerOptions } from './request/error-handler.js'
 export type { FastifyUserSessionsOptions, SessionOptions, SessionCookieOptions, StoreName, StoreOptionsMap, StoreSelection, DbscOptions } from './options.js'
 export type { DbscAlgorithm } from './crypto/dbsc-proof.js'
-export { Session } from './session/session.js'
-export type { SessionData, SessionKey, SessionValue } from './stores/data.js'
+export { Session, type SessionCookie, type SessionCallback } from './session/session.js'
+export type { SessionData, SessionKey, SessionValue, SessionProperties, Storable } from './stores/data.js'
 export type { SessionTransport } from './backends/policy.js'
 export type { LoginOptions } from './session/login.js'
 export type {

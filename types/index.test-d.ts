@@ -14,6 +14,9 @@ declare module 'fastify-user-sessions' {
     name: string
     cart: string[]
     visits: number
+    // What set() refuses at run time is never in the types: setting either fails to compile.
+    when: Date
+    profile: { nick: string, seen: Date, tags?: string[] }
   }
   // A store registered by the app joins the map of store names to their options.
   interface StoreOptionsMap {
@@ -75,6 +78,30 @@ app.get('/', async (req) => {
   req.session.set('name', 42)
   // @ts-expect-error unknown key once SessionData is augmented
   req.session.get('nope')
+  // The data as properties, typed by SessionData.
+  expectType<string | undefined>(req.session.name)
+  req.session.visits = 3
+  req.session.cart?.push('apple')
+  delete req.session.cart
+  expectType<boolean>('cart' in req.session)
+  // @ts-expect-error visits is a number
+  req.session.visits = 'three'
+  // @ts-expect-error a member is not data
+  req.session.id = 'x'
+  // @ts-expect-error unknown key once SessionData is augmented
+  req.session.nope = 1
+  // @ts-expect-error a Date does not come back as one: store date.getTime() or date.toISOString()
+  req.session.set('when', new Date())
+  // @ts-expect-error the same at any depth
+  req.session.set('profile', { nick: 'al', seen: new Date() })
+  // @ts-expect-error and as a property
+  req.session.when = new Date()
+  expectType<string>(req.session.sessionId)
+  expectType<Date | null>(req.session.cookie.expires)
+  req.session.save((err) => { expectType<Error | null | undefined>(err) })
+  req.session.regenerate(['cart'], () => {})
+  req.session.destroy(() => {})
+  await req.session.reload()
   expectType<string>(req.session.id)
   expectType<string | undefined>(req.session.userId)
   expectType<number | undefined>(req.session.expiresAt)

@@ -56,7 +56,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   if (backend.binding !== undefined) dbscRoutes(fastify, backend, backend.binding, events)
   fastify.decorateRequest(kSession, null)
   fastify.decorateRequest('session', {
-    getter (this: FastifyRequest): Session {
+    getter (this: FastifyRequest): FastifyRequest['session'] {
       const req = this as SessionRequest
       let session = req[kSession]
       if (session === null) {
@@ -64,7 +64,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
         session = new Session(context, this, NONE, false)
         req[kSession] = session
       }
-      return session[kView]()
+      return session[kView]() as FastifyRequest['session']
     }
   })
 

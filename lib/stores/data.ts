@@ -17,7 +17,28 @@ import { FST_SESSION_KEY_INVALID, FST_SESSION_VALUE_INVALID } from '../errors.js
 export interface SessionData {}
 
 export type SessionKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>
-export type SessionValue<K extends string> = K extends keyof SessionData ? SessionData[K] : unknown
+/** The type of a key's value: `SessionData[K]`, less what `set()` refuses (a `Date` field is `never`, so setting one fails to compile). */
+export type SessionValue<K extends string> = K extends keyof SessionData ? Storable<SessionData[K]> : unknown
+
+/** Values that do not come back equal after a store round trip: `set()` refuses them at any depth. */
+type Unstorable = Date | RegExp | Map<unknown, unknown> | Set<unknown> | WeakMap<object, unknown> | WeakSet<object> |
+  Promise<unknown> | ArrayBufferView | ArrayBuffer | bigint | symbol | ((...args: never[]) => unknown)
+
+/**
+ * `T` with what cannot be stored taken out, at any depth: JSON values (plain objects, arrays,
+ * strings, finite numbers, booleans, null) stay, anything in `Unstorable` becomes `never`.
+ */
+export type Storable<T> = 0 extends (1 & T) ? T // any stays any
+  : T extends string | number | boolean | null | undefined ? T
+    : T extends Unstorable ? never
+      : T extends ReadonlyArray<infer U> ? (T extends unknown[] ? Array<Storable<U>> : ReadonlyArray<Storable<U>>)
+        : T extends object ? { [P in keyof T]: Storable<T[P]> }
+          : never
+
+/** `request.session`'s data as properties: the keys of `SessionData` that are not members of the session, or any string key until it is augmented. */
+export type SessionProperties<Members> = [keyof SessionData] extends [never]
+  ? { [key: string]: unknown }
+  : { -readonly [K in Exclude<keyof SessionData, keyof Members>]?: Storable<SessionData[K]> }
 
 const MAX_KEY_LENGTH = 256
 const LONE_SURROGATE = /\p{Cs}/u
