@@ -103,21 +103,39 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
       else load(request, raw, false, done)
     })
 
+  // A reply sent twice (a passport strategy's redirect, then the route's handler) reaches onSend
+  // again while its first send waits for the store: that second send is dropped, as Fastify
+  // drops one made after the first went out.
+  const saving = new Set<FastifyRequest>()
   fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done) {
     const session = (request as SessionRequest)[kSession]
     if (session === null) {
       done(null, payload)
       return
     }
-    let saving: Promise<void> | undefined
+    if (saving.has(request)) {
+      request.log.warn('the reply was sent twice; the second send is dropped (did a route handler send after a passport redirect?)')
+      return
+    }
+    let write: Promise<void> | undefined
     try {
-      saving = session[kCommit](reply)
+      write = session[kCommit](reply)
     } catch (err) {
       done(err as Error)
       return
     }
-    if (saving === undefined) done(null, payload)
-    else saving.then(() => done(null, payload), done)
+    if (write === undefined) {
+      done(null, payload)
+      return
+    }
+    saving.add(request)
+    write.then(() => {
+      saving.delete(request)
+      done(null, payload)
+    }, (err: Error) => {
+      saving.delete(request)
+      done(err)
+    })
   })
 
   // What only the store's server can tell (a missing table), once, before the app serves.
