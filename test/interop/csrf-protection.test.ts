@@ -1,6 +1,6 @@
 import fastifyCsrf from '@fastify/csrf-protection'
 import Fastify, { type FastifyInstance } from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fastifyUserSessions, { type SessionCookieOverrides } from '../../lib/index.js'
 import { cookieOf, SECRET, setCookieOf } from '../helpers/app.js'
 import { onEachStore, type StoreOptions } from '../helpers/stores.js'
@@ -78,4 +78,32 @@ t.test('generateCsrf(opts) with an option that would weaken or fork the cookie: 
     t.match(res.json(), { code: 'FST_SESSION_OPTION_INVALID', message: pattern })
     t.notOk('stack' in res.json())
   }
+})
+
+// The '@fastify/session' mode keeps the secret by property access: `request.session._csrf`.
+async function sessionMode (t: Test, store: StoreOptions): Promise<void> {
+  const app = await csrfApp(store, { sessionPlugin: '@fastify/session' })
+  t.teardown(() => app.close())
+  app.get('/secret', async (request) => ({ keys: Object.keys(request.session), secret: typeof (request.session as unknown as Record<string, unknown>)._csrf }))
+  const form = await app.inject({ url: '/form' })
+  const cookie = cookieOf(form) as string
+  const { token } = form.json()
+  t.same((await app.inject({ url: '/secret', headers: { cookie } })).json(), { keys: ['_csrf'], secret: 'string' }, 'stored under _csrf')
+  t.equal((await app.inject({ method: 'POST', url: '/transfer', headers: { cookie } })).statusCode, 403, 'no token, refused')
+  t.equal((await app.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'x-csrf-token': 'forged' } })).statusCode, 403)
+  t.same((await app.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'x-csrf-token': token } })).json(), { done: true })
+  t.equal(cookieOf(await app.inject({ url: '/form', headers: { cookie } })), undefined, 'a second token of the same secret writes nothing')
+  const other = (await app.inject({ url: '/form' })).json().token
+  t.equal((await app.inject({ method: 'POST', url: '/transfer', headers: { cookie, 'x-csrf-token': other } })).statusCode, 403, "another session's token is refused")
+
+  const loggedIn = cookieOf(await app.inject({ method: 'POST', url: '/login', headers: { cookie }, payload: { user: 'alice' } })) as string
+  const stale = await app.inject({ method: 'POST', url: '/transfer', headers: { cookie: loggedIn, 'x-csrf-token': token } })
+  t.equal(stale.json().code, 'FST_CSRF_MISSING_SECRET', 'the pre-login token dies at login')
+  const fresh = await app.inject({ url: '/form', headers: { cookie: loggedIn } })
+  const now = cookieOf(fresh) ?? loggedIn // the cookie store carries the new secret in a new cookie
+  t.same((await app.inject({ method: 'POST', url: '/transfer', headers: { cookie: now, 'x-csrf-token': fresh.json().token } })).json(), { done: true })
+}
+onEachStore(t, "sessionPlugin: '@fastify/session': the secret kept as a property", sessionMode)
+t.test("sessionPlugin: '@fastify/session': the secret kept as a property (cookie)", async (t) => {
+  await sessionMode(t, { store: 'cookie', storeOptions: { revocation: 'memory' } })
 })
