@@ -59,7 +59,7 @@ async function contract (t: Test, store: StoreOptions): Promise<void> {
     return { same: Object.keys(STORED).map((k) => [k, s[k]]), dropped: s.dropped, hasGone: 'gone' in s.dropped }
   })
   app.post<{ Querystring: { i: string, how: string } }>('/refuse', async (req) => {
-    const value = (REFUSED[Number(req.query.i)] as [string, () => unknown])[1]()
+    const value = (REFUSED[Number(req.query.i)] as [string, () => unknown, string, RegExp])[1]()
     if (req.query.how === 'property') (req.session as unknown as Bag).when = value
     else req.session.set('when', value)
     return 'stored'
