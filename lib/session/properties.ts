@@ -46,11 +46,6 @@ function membersOf (target: object): Record<string, Kind> {
   return found
 }
 
-/** The member names of a session (a data key of one of these names is reachable through get/set only). */
-export function isMember (target: object, key: string): boolean {
-  return membersOf(target)[key] !== undefined
-}
-
 function readonly (key: string): Error {
   return new FST_SESSION_MEMBER_READONLY(key, JSON.stringify(key))
 }

@@ -110,9 +110,8 @@ function problemOf (value: unknown): string | undefined {
     case 'function':
       return 'a function is not JSON'
     case 'symbol':
-      return 'a symbol is not JSON'
     case 'undefined':
-      return 'undefined is not JSON'
+      return `a ${typeof value} is not JSON`
     default:
   }
   if (value === null) return undefined

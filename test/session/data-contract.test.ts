@@ -39,7 +39,8 @@ const REFUSED: Array<[string, () => unknown, string, RegExp]> = [
   ['bigint', () => ({ big: 1n }), 'when.big', /BigInt/],
   ['undefined in an array', () => [1, undefined], 'when[1]', /undefined in an array/],
   ['hole', () => [1, , 3], 'when[1]', /hole/], // eslint-disable-line no-sparse-arrays
-  ['buffer', () => Buffer.from('x'), 'when', /instance of Buffer/]
+  ['buffer', () => Buffer.from('x'), 'when', /instance of Buffer/],
+  ['an object of a prototype without a constructor', () => ({ o: Object.create(Object.create(null)) }), 'when.o', /an instance of a class/]
 ]
 
 async function contract (t: Test, store: StoreOptions): Promise<void> {

@@ -106,6 +106,7 @@ t.test('a data key named like a member is reachable through get/set only', async
       symbolDeleted: delete s[sym],
       symbolGone: s[sym] === undefined,
       symbolDefined: Object.defineProperty(s, sym, { value: 2, configurable: true })[sym],
+      defined: Object.defineProperty(s, 'defined', { value: 'as set()' }).defined,
       chained: req.session.set('a', 1) === req.session && req.session.touch() === req.session,
       methodsStable: first === req.session.get
     }
@@ -123,6 +124,7 @@ t.test('a data key named like a member is reachable through get/set only', async
     symbolDeleted: true,
     symbolGone: true,
     symbolDefined: 2,
+    defined: 'as set()',
     chained: true,
     methodsStable: true
   })
@@ -269,4 +271,38 @@ t.test('the express-session / @fastify/session dialect: sessionId, cookie, callb
   t.same((await a.inject({ method: 'POST', url: '/fail-cb', headers: { cookie: other } })).json(), { code: 'FST_SESSION_REVOKED', isNew: true })
   const third = cookieOf(await a.inject({ method: 'POST', url: '/callbacks' })) as string
   t.same((await a.inject({ method: 'POST', url: '/destroy-cb', headers: { cookie: third } })).json(), { isNew: true })
+})
+
+t.test('in-place changes across login and regenerate: measured against what the new session holds', async (t) => {
+  const { app: a, store } = await app(t)
+  a.post('/start', async (req) => {
+    const s = req.session as unknown as Bag
+    s.kept = { n: 1 }
+    s.dropped = { n: 1 }
+    return 'ok'
+  })
+  a.post('/login-keep', async (req) => {
+    const s = req.session as unknown as Bag
+    s.kept.n = 2 // changed before login: carried over as it is
+    s.dropped.n = 2
+    await req.session.login('alice', { keepData: ['kept'] })
+    s.kept.n = 3 // changed after login: a change of the new session
+    return 'ok'
+  })
+  a.post('/anonymous-regenerate', async (req) => {
+    const s = req.session as unknown as Bag
+    s.a = { n: 1 }
+    s.b = { n: 1 }
+    await req.session.regenerate(['b'])
+    return { keys: Object.keys(s) }
+  })
+  a.get('/read', async (req) => req.session.toJSON())
+  const cookie = cookieOf(await a.inject({ method: 'POST', url: '/start' })) as string
+  const login = await a.inject({ method: 'POST', url: '/login-keep', headers: { cookie } })
+  const loggedIn = cookieOf(login) as string
+  t.same((await a.inject({ url: '/read', headers: { cookie: loggedIn } })).json(), { kept: { n: 3 } })
+  t.equal(store.calls.patch, 1, 'the change after login is one write')
+  const anonymous = await a.inject({ method: 'POST', url: '/anonymous-regenerate' })
+  t.same(anonymous.json(), { keys: ['b'] })
+  t.same((await a.inject({ url: '/read', headers: { cookie: cookieOf(anonymous) as string } })).json(), { b: { n: 1 } })
 })
