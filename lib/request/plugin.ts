@@ -106,7 +106,7 @@ export async function sessionPlugin (fastify: FastifyInstance, options: FastifyU
   // A reply sent twice (a passport strategy's redirect, then the route's handler) reaches onSend
   // again while its first send waits for the store: that second send is dropped, as Fastify
   // drops one made after the first went out.
-  const saving = new Set<FastifyRequest>()
+  const saving = new WeakSet<FastifyRequest>()
   fastify.addHook('onSend', function saveSession (request: FastifyRequest, reply: FastifyReply, payload: unknown, done) {
     const session = (request as SessionRequest)[kSession]
     if (session === null) {
