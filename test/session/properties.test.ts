@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { MemoryStore, Session } from '../../lib/index.js'
-import { buildApp, cookieOf, counting, testClock } from '../helpers/app.js'
+import { buildApp, cookieOf, counting, delegate, testClock } from '../helpers/app.js'
 
 // Session data as properties (the express-session dialect): the same meaning as get, set,
 // delete and has; members keep theirs; objects changed in place are saved with the response.
@@ -35,6 +35,7 @@ t.test('assign, read, delete, in, Object.keys, spread and JSON.stringify are set
       own: [Object.hasOwn(s, 'name'), Object.hasOwn(s, 'get'), Object.prototype.hasOwnProperty.call(s, 'cart')],
       descriptor: Object.getOwnPropertyDescriptor(s, 'name'),
       instance: s instanceof Session,
+      inherited: typeof s.hasOwnProperty,
       missing: s.missing ?? null
     }
   })
@@ -51,6 +52,7 @@ t.test('assign, read, delete, in, Object.keys, spread and JSON.stringify are set
     own: [true, false, true],
     descriptor: { value: 'alice', writable: true, enumerable: true, configurable: true },
     instance: true,
+    inherited: 'function',
     missing: null
   })
   const cookie = cookieOf(res) as string
@@ -305,4 +307,30 @@ t.test('in-place changes across login and regenerate: measured against what the 
   const anonymous = await a.inject({ method: 'POST', url: '/anonymous-regenerate' })
   t.same(anonymous.json(), { keys: ['b'] })
   t.same((await a.inject({ url: '/read', headers: { cookie: cookieOf(anonymous) as string } })).json(), { b: { n: 1 } })
+})
+
+t.test('cookie shows the overrides of options(); reload() during a store outage fails with the store error', async (t) => {
+  let down = false
+  const inner = new MemoryStore({}, { clock: Date.now, log: console as never, maxSessionsPerUser: 100 })
+  const a = await buildApp({ store: delegate(inner, { get: async (id) => { if (down) throw new Error('down'); return await inner.get(id) } }) })
+  t.teardown(() => a.close())
+  a.post('/strict', async (req) => {
+    req.session.options({ sameSite: 'strict', secure: true })
+    const { sameSite, secure, httpOnly } = req.session.cookie
+    return { sameSite, secure, httpOnly }
+  })
+  a.post('/reload', async (req) => {
+    down = true
+    try {
+      await req.session.reload()
+    } finally {
+      down = false
+    }
+    return 'no'
+  })
+  t.same((await a.inject({ method: 'POST', url: '/strict' })).json(), { sameSite: 'strict', secure: true, httpOnly: true })
+  const cookie = cookieOf(await a.inject({ method: 'POST', url: '/counter' })) as string
+  const res = await a.inject({ method: 'POST', url: '/reload', headers: { cookie } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'FST_SESSION_STORE_UNAVAILABLE')
 })
