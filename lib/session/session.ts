@@ -139,7 +139,7 @@ export class Session {
 
   /** What methods that chain return: `request.session` as the app holds it. */
   #self (): this {
-    return (this.#view ?? this) as this
+    return this[kView]() as this
   }
 
   /** @internal `request.session`: this session behind the Proxy that gives its data as properties. */

@@ -68,7 +68,11 @@ export function checkValue (key: string, value: unknown): string {
   try {
     json = JSON.stringify(value)
   } catch (err) {
-    throw invalid(problemAt(value, key, []) ?? `${key}\0${(err as Error).message}`)
+    let found: string | undefined
+    try {
+      found = problemAt(value, key, [])
+    } catch {} // a getter that throws: JSON.stringify's error says why
+    throw invalid(found ?? `${key}\0${(err as Error).message}`)
   }
   if (json === undefined) throw new FST_SESSION_VALUE_INVALID(key, problemOf(value) as string)
   // JSON.stringify succeeded: no cycle, so the walk ends. A primitive needs no walk.

@@ -41,7 +41,8 @@ t.test('keys and values that cannot be stored give typed errors', async (t) => {
       nestedproto: () => req.session.set('v', JSON.parse('{"a":{"__proto__":{"p":1}}}')),
       ctorproto: () => req.session.set('constructor', { prototype: { x: 1 } }),
       nestedctor: () => req.session.set('v', { a: { constructor: { prototype: {} } } }),
-      ctorok: () => { req.session.set('constructor', 'fine'); req.session.set('v', { constructor: 'also fine' }) }
+      ctorok: () => { req.session.set('constructor', 'fine'); req.session.set('v', { constructor: 'also fine' }) },
+      getter: () => req.session.set('g', { get x () { throw new Error('boom') } })
     }
     cases[req.query.case]?.()
     return 'stored'
@@ -51,7 +52,7 @@ t.test('keys and values that cannot be stored give typed errors', async (t) => {
     ['number', 'FST_SESSION_KEY_INVALID'], ['bigint', 'FST_SESSION_VALUE_INVALID'], ['fn', 'FST_SESSION_VALUE_INVALID'],
     ['symbol', 'FST_SESSION_VALUE_INVALID'], ['cycle', 'FST_SESSION_VALUE_INVALID'], ['delproto', 'FST_SESSION_KEY_INVALID'],
     ['surrogate', 'FST_SESSION_KEY_INVALID'], ['nestedproto', 'FST_SESSION_VALUE_INVALID'], ['ctorproto', 'FST_SESSION_VALUE_INVALID'],
-    ['nestedctor', 'FST_SESSION_VALUE_INVALID']] as const) {
+    ['nestedctor', 'FST_SESSION_VALUE_INVALID'], ['getter', 'FST_SESSION_VALUE_INVALID']] as const) {
     const res = await app.inject({ method: 'POST', url: `/bad?case=${c}` })
     t.equal(res.json().code, code, c)
     t.equal(res.statusCode, 500)
