@@ -1,6 +1,6 @@
 import { DEFAULT_TIMEOUT_MS, knownKeys, optionsObject, positiveInteger } from '../util/check.js'
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
-import { isLegacyId, newOwnerKey, tagOf } from '../crypto/ids.js'
+import { newOwnerKey, tagOf, userTag } from '../crypto/ids.js'
 import { OwnerKey } from '../crypto/owner-key.js'
 import { parseData } from '../util/json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
@@ -82,13 +82,14 @@ const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSa
 const isText = (v: unknown): v is string | null => v === null || typeof v === 'string'
 
 /** The session in a store's object, or undefined when any field is not what `toEnvelope` writes. */
-function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
+function fromEnvelope (id: string, value: unknown, ownerKey: Uint8Array): StoredSession | undefined {
   const f = (value as Partial<Envelope> | null | undefined)?.fus
   if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || !isTime(f.e) || !isTime(f.c) || !isTime(f.l)) return undefined
   if (!(f.a === null || isTime(f.a)) || !isText(f.i) || !isText(f.g) || !isText(f.u)) return undefined
   if ((f.o !== undefined && typeof f.o !== 'string') || (f.b !== undefined && typeof f.b !== 'string')) return undefined
-  // A user's session id carries a tag, an anonymous one none; one of the format before 0.2 is refused as unknown.
-  if (f.u === null ? tagOf(id) !== undefined : tagOf(id) === undefined || isLegacyId(id, f.u)) return undefined
+  // The id carries its user's tag: a record of another user (or none) under this id is not ours,
+  // nor one of the format before 0.2, whose id carries the user id in clear.
+  if (tagOf(id) !== (f.u === null ? undefined : userTag(ownerKey, f.u))) return undefined
   if (f.d === null || typeof f.d !== 'object' || Array.isArray(f.d)) return undefined
   return {
     id,
@@ -186,7 +187,7 @@ export class ExpressStoreAdapter implements SessionStore {
       // As express-session: file-based stores (session-file-store) report a missing session so.
       if ((err as { code?: unknown } | null)?.code !== 'ENOENT') throw err
     }
-    const s = fromEnvelope(id, value)
+    const s = fromEnvelope(id, value, await this.ownerKey())
     return s !== undefined && s.expiresAt > now ? s : undefined
   }
 
@@ -232,6 +233,7 @@ export class ExpressStoreAdapter implements SessionStore {
       throw new FST_SESSION_STORE_UNSUPPORTED('listing sessions (the connect store has no all())',
         "per-user operations need a store with all(), or a native store such as 'redis' or 'postgres'")
     }
+    const ownerKey = await this.ownerKey()
     const listed = await this.#call<unknown>('all')
     // connect-redis lists an array of sessions carrying their id; MemoryStore an object by id.
     const entries: Array<[string, unknown]> = Array.isArray(listed)
@@ -239,7 +241,7 @@ export class ExpressStoreAdapter implements SessionStore {
       : Object.entries((listed ?? {}) as Record<string, unknown>)
     const sessions: StoredSession[] = []
     for (const [id, value] of entries) {
-      const s = typeof id === 'string' ? fromEnvelope(id, value) : undefined
+      const s = typeof id === 'string' ? fromEnvelope(id, value, ownerKey) : undefined
       if (s !== undefined) sessions.push(s)
     }
     return sessions

@@ -106,7 +106,7 @@ export class RedisRevocation implements RevocationStore {
     const redis = this.#redis
     if (userId === undefined) return await redis.call(() => redis.client.exists(this.#denyKey(id))) === 1
     // The id of a user's session carries the user's tag (the plugin checked it): no hash to compute.
-    return await redis.run(IS_REVOKED, [this.#userKey(tagOf(id) ?? await this.#tag(userId)), this.#denyKey(id)], ['k:' + id, generation]) === 1
+    return await redis.run(IS_REVOKED, [this.#userKey(tagOf(id) as string), this.#denyKey(id)], ['k:' + id, generation]) === 1
   }
 
   async generation (userId: string): Promise<number> {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { PostgresStore, postgresTableSql, createPostgresTable } from '../../../lib/index.js'
 import { hashSecret, newSessionId } from '../../../lib/crypto/ids.js'
+import { testTag } from '../../helpers/ids.js'
 import { testClock } from '../../helpers/app.js'
 import { newStored, testContext, testDatabase } from '../../helpers/postgres.js'
 
@@ -228,7 +229,7 @@ t.test('a user with 3000 sessions: getAll and deleteAll stay single indexed stat
   const clock = testClock(8_000_000)
   const { store, sql } = await open(clock.now, 5000)
   const n = 3000
-  const ids = Array.from({ length: n }, () => newSessionId('jack'))
+  const ids = Array.from({ length: n }, () => newSessionId(testTag('jack')))
   await sql(`INSERT INTO $table (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at)
     SELECT id, 'h', 'jack', jsonb_build_object('i', ord), $2 + ord, $2, $3 FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)`,
   [ids, clock.now(), clock.now() + 60_000])
