@@ -222,6 +222,8 @@ export class PostgresStore implements SessionStore {
       throw new FST_SESSION_STORE_TABLE_INVALID(this.#table, `lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, ` +
         'which this version uses: run createPostgresTable(pool) again (it adds them), or the ALTER TABLE lines of postgresTableSql() in a migration')
     }
+    // The owner key now, rather than in the first login's request; failing, that request reads it.
+    await this.#ownerKey.get().catch(() => {})
   }
 
   /** The owner key's row (see sql.ts), inserted by the first instance to ask, read by all. */
