@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from './core.js'
 import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
-import { hashSecret, newSecret, parseToken, secretMatches } from '../crypto/ids.js'
+import { hashSecret, isLegacyId, newSecret, parseToken, secretMatches } from '../crypto/ids.js'
 import { decodePolicy, encodePolicy, MAX_LIFETIME, type Policy } from './policy.js'
 import { emptyData } from '../stores/data.js'
 import { announce } from '../bus/announce.js'
@@ -90,6 +90,8 @@ export class ServerBackend implements Backend<StoredSession> {
     }
     const now = core.now()
     if (record === undefined || record.expiresAt <= now) return core.reject(log, 'unknown or expired')
+    // A user's session of the format before 0.2, its id the user id in clear, that a store still holds.
+    if (record.userId !== undefined && isLegacyId(record.id, record.userId)) return core.reject(log, 'unknown or expired')
     // A session never offered device binding (the common case) has no dbsc field: one property read.
     if (record.dbsc === undefined) {
       if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
@@ -213,7 +215,8 @@ export class ServerBackend implements Backend<StoredSession> {
     const now = this.core.now()
     const records: SessionRecord[] = []
     for (const s of all) {
-      const record = s.expiresAt > now ? this.#toRecord(s) : undefined
+      // A session of the format before 0.2 (see load) is listed by no devices page: its id names its user.
+      const record = s.expiresAt > now && !isLegacyId(s.id, userId) ? this.#toRecord(s) : undefined
       if (record !== undefined) records.push(record)
     }
     return records.sort((a, b) => a.createdAt - b.createdAt)
