@@ -38,8 +38,16 @@ async function refused (t: Test, app: FastifyInstance, old: Old): Promise<void> 
 }
 
 const stored = (old: Old, now: number): Record<string, unknown> => ({
-  id: old.id, secretHash: hashSecret(old.secret), userId: old.userId, data: { name: 'old' }, createdAt: now, lastSeenAt: now,
-  expiresAt: now + 3_600_000, authenticatedAt: now, ip: '127.0.0.1', userAgent: 'old'
+  id: old.id,
+  secretHash: hashSecret(old.secret),
+  userId: old.userId,
+  data: { name: 'old' },
+  createdAt: now,
+  lastSeenAt: now,
+  expiresAt: now + 3_600_000,
+  authenticatedAt: now,
+  ip: '127.0.0.1',
+  userAgent: 'old'
 })
 
 t.test('memory: a session stored under an id of the old format', async (t) => {
