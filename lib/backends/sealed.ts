@@ -71,7 +71,7 @@ export class SealedBackend implements Backend<SealedState> {
     if (expiresAt <= now) return core.reject(log, 'expired')
     let revoked: boolean
     try {
-      // A user's session sealed before 0.2 carries the user id in clear in its id: unknown now.
+      // A user's id without the tag of that user under the revocation store's key: not one this store issued.
       if (s.userId !== undefined && this.#ids.tagged && tagOf(s.id) !== await this.#ids.tag(s.userId)) return core.reject(log, 'unknown')
       revoked = await this.#revocation.isRevoked(s.id, s.userId, s.generation)
     } catch (err) {

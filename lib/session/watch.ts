@@ -156,8 +156,7 @@ export class Watcher {
     for (const id of r.ids) {
       const f = this.#followed.get(id)
       if (f !== undefined) this.#end(f, r.reason)
-      // An id does not say whose it is: the message does, or the session followed here.
-      if (events?.listening('revoked') === true) events.emit('revoked', { id, userId: r.userId ?? f?.state.userId, at: r.at, reason: r.reason })
+      if (events?.listening('revoked') === true) events.emit('revoked', { id, userId: r.userId, at: r.at, reason: r.reason })
     }
     // A revocation of a user's sessions beyond the ids listed: check those followed here.
     if (r.userId === undefined) return

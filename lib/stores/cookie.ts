@@ -53,8 +53,9 @@ function decode (plaintext: string): SealedSession | undefined {
   if (!Array.isArray(value) || (value.length !== 8 && value.length !== 9)) return undefined
   const [id, userId, createdAt, expiresAt, absoluteAt, authenticatedAt, generation, data, policy] = value as unknown[]
   if (typeof id !== 'string' || !isSessionId(id)) return undefined
-  // A user's session id carries a tag, an anonymous one none; one of the format before 0.2 is refused as unknown.
-  if (userId === null ? tagOf(id) !== undefined : typeof userId !== 'string' || tagOf(id) === undefined || isLegacyId(id, userId)) return undefined
+  // An anonymous id has no tag; a user's has one (none under a revocation store without an owner
+  // key), and one of the format before 0.2, the user id in clear, is refused as unknown.
+  if (userId === null ? tagOf(id) !== undefined : typeof userId !== 'string' || isLegacyId(id, userId)) return undefined
   if (!isTime(createdAt) || !isTime(expiresAt) || !isTime(absoluteAt) || createdAt > expiresAt || expiresAt > absoluteAt) return undefined
   if ((authenticatedAt !== null && !isTime(authenticatedAt)) || !isTime(generation)) return undefined
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined

@@ -117,7 +117,8 @@ export class RedisStore implements SessionStore {
 
   /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
   get bus (): RedisBus {
-    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log, tag: async (userId) => await this.#tag(userId) })
+    // Every revocation the store announces lists its ids, whose tag routes it: no `tag` needed.
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
     return this.#bus
   }
 
