@@ -214,7 +214,8 @@ try {
     closers.push(() => store.close())
     const backend = new ServerBackend(new SessionCore(normalizeOptions({ store, ...options })), store, silentLog)
     const secret = ids.newSecret()
-    const id = ids.newSessionId('alice')
+    // A baseline before 0.2 takes the user id; since, the user's tag under the store's owner key.
+    const id = ids.userTag === undefined ? ids.newSessionId('alice') : ids.newSessionId(ids.userTag(await store.ownerKey(), 'alice'))
     const now = Date.now()
     await store.insert({ id, secretHash: ids.hashSecret(secret), userId: 'alice', data: { counter: 1 }, createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, authenticatedAt: now, ip: '127.0.0.1', userAgent: HTTPS['user-agent'] })
     const raw = `${id}.${secret}`

@@ -3,7 +3,7 @@
 // Run by bench/run.js in its own process: node bench/getall.js '<json options>'
 import { performance } from 'node:perf_hooks'
 import Redis from 'ioredis'
-import { userKey } from 'fastify-user-sessions'
+import { userTag } from 'fastify-user-sessions'
 import { median } from './lib/stats.js'
 import { Ids, openStore, pool, record } from './lib/stores.js'
 import { ScanMemoryStore, ScanRedisStore } from './scan-store.js'
@@ -29,18 +29,19 @@ async function time (fn, calls, budgetMs) {
   return { median: median(times), runs: times.length }
 }
 
-function userOf (i) {
+function userOf (i, ownerKey) {
   const userId = `u${Math.floor(i / PER_USER)}`
-  return { userId, userKey: userKey(userId) }
+  return { userId, tag: userTag(ownerKey, userId) }
 }
 
 async function memory () {
   const max = opts.sizes.at(-1)
   const { store: ours } = await openStore('memory', { maxSessions: max + 1000 })
   const scan = new ScanMemoryStore()
+  const ownerKey = await ours.ownerKey()
   const now = Date.now()
   for (let i = 0; i < 10; i++) {
-    const r = record(ids, { userId: TARGET, userKey: userKey(TARGET), now })
+    const r = record(ids, { userId: TARGET, tag: userTag(ownerKey, TARGET), now })
     await ours.insert(r)
     scan.upsert(r)
   }
@@ -48,7 +49,7 @@ async function memory () {
   let filled = 0
   for (const size of opts.sizes) {
     for (; filled < size; filled++) {
-      const r = record(ids, { ...userOf(filled), counter: filled, now })
+      const r = record(ids, { ...userOf(filled, ownerKey), counter: filled, now })
       await ours.insert(r)
       scan.upsert(r)
     }
@@ -77,9 +78,10 @@ async function redis () {
     await Promise.all([client.quit(), admin.quit(), ours.close?.()])
     return { note: `n/a (databases ${opts.ourDb} and ${opts.scanDb} of REDIS_URL are not empty)` }
   }
+  const ownerKey = await ours.ownerKey()
   const now = Date.now()
   for (let i = 0; i < 10; i++) {
-    const r = record(ids, { userId: TARGET, userKey: userKey(TARGET), now })
+    const r = record(ids, { userId: TARGET, tag: userTag(ownerKey, TARGET), now })
     if (!await ours.insert(r)) throw new Error('insert refused')
     await scan.upsert(r, TTL)
   }
@@ -90,11 +92,11 @@ async function redis () {
     const t0 = performance.now()
     const from = filled
     await pool(from, size, 512, async (i) => {
-      if (!await ours.insert(record(ids, { ...userOf(i), counter: i, now }))) throw new Error('insert refused')
+      if (!await ours.insert(record(ids, { ...userOf(i, ownerKey), counter: i, now }))) throw new Error('insert refused')
     })
     for (let i = from; i < size; i += 10_000) {
       const p = client.pipeline()
-      for (let j = i; j < Math.min(size, i + 10_000); j++) scan.upsertIn(p, record(ids, { ...userOf(j), counter: j, now }), TTL)
+      for (let j = i; j < Math.min(size, i + 10_000); j++) scan.upsertIn(p, record(ids, { ...userOf(j, ownerKey), counter: j, now }), TTL)
       await p.exec()
     }
     filled = size

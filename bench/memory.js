@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import session, { userKey } from 'fastify-user-sessions'
+import session, { userTag } from 'fastify-user-sessions'
 import { counterRoutes, SECRET } from './lib/routes.js'
 import { Ids, openStore, record } from './lib/stores.js'
 
@@ -37,11 +37,12 @@ async function storeBytes (size) {
 async function loggedInBytes (users) {
   const ids = new Ids()
   const { store } = await openStore('memory', { maxSessions: users + 1000 })
+  const ownerKey = await store.ownerKey()
   const before = heap()
   const now = Date.now()
   for (let i = 0; i < users; i++) {
     const userId = String(1_000_000 + i)
-    await store.insert(record(ids, { userId, userKey: userKey(userId), data: {}, now }))
+    await store.insert(record(ids, { userId, tag: userTag(ownerKey, userId), data: {}, now }))
   }
   const after = heap()
   const { sessions, users: indexed } = store.stats()

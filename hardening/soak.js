@@ -30,7 +30,7 @@ import { buildRequest, Connection, json, setCookieValue } from './lib/http.js'
 import { runMain, startServer } from './lib/procs.js'
 import { redisMissing, redisServerAvailable, replicaInSync, startCluster, startRedis } from './lib/redis.js'
 import { Cluster } from 'ioredis'
-import { RedisStore, userKey } from 'fastify-user-sessions'
+import { RedisStore, userTag } from 'fastify-user-sessions'
 import { fmtInt, machine, mb, seconds, statuses, table } from './lib/report.js'
 
 const TARGETS = ['memory', 'redis', 'cluster']
@@ -323,9 +323,15 @@ async function soakTarget (target, server, redis) {
     const roles = await redis.roles(redis.nodes[0].port)
     const [master, replica] = [...roles].find(([, r]) => r !== undefined)
     // A user on the victim's slots, for the probe.
+    // Users' keys are tagged with the store's owner key (made by the first login): read it.
+    const reader = new Cluster(redis.nodes.map(({ port }) => ({ host: '127.0.0.1', port })))
+    const keeper = new RedisStore({ client: reader, prefix: 'main:' }, { clock: Date.now, log: { warn () {}, info () {}, debug () {}, error () {} }, maxSessionsPerUser: 10 })
+    const ownerKey = await keeper.ownerKey()
+    await keeper.close()
+    reader.disconnect()
     let probeUser
     for (let i = 0; probeUser === undefined; i++) {
-      if (await redis.keySlotOwner(replica, `{${userKey(`soak-user-${i}`)}}`) === master) probeUser = `soak-user-${i}`
+      if (await redis.keySlotOwner(replica, `{${userTag(ownerKey, `soak-user-${i}`)}}`) === master) probeUser = `soak-user-${i}`
     }
     const w = { start: now(), end: Infinity, signal: 'SIGKILL (master)' }
     windows.push(w)
@@ -487,13 +493,14 @@ async function waitCost (nodes, rounds = 300) {
   const result = {}
   for (const replicas of [0, 1]) {
     const store = new RedisStore({ client, prefix: `wait-cost-${replicas}:`, waitForReplicas: replicas }, context)
+    const ownerKey = await store.ownerKey()
     const ms = []
     for (let i = 0; i < rounds; i++) {
       const userId = `cost-${i}`
       const at = Date.now()
       for (let k = 0; k < 3; k++) {
         await store.insert({
-          id: `${userKey(userId)}.${randomBytes(16).toString('base64url')}`,
+          id: `${userTag(ownerKey, userId)}.${randomBytes(16).toString('base64url')}`,
           secretHash: 'x',
           userId,
           data: { k },

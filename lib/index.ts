@@ -80,6 +80,6 @@ export {
   type PostgresQueryResult, type PostgresQueryable
 } from './stores/postgres/store.js'
 export { ExpressStoreAdapter, fromExpressStore, type ExpressStoreLike, type ExpressStoreOptions } from './stores/express.js'
-export { userKey, ownerKeyOf } from './crypto/ids.js'
+export { userTag, tagOf, newOwnerKey } from './crypto/ids.js'
 export { passportSessions, type PassportSessionsOptions, type PassportAuthenticatorLike } from './interop/passport.js'
 export type { SessionCookieOverrides } from './backends/cookie-overrides.js'

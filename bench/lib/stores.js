@@ -44,10 +44,10 @@ export class Ids {
 }
 
 /** A stored session as the plugin makes one, holding a small object (`data`, `{ counter }` by default). */
-export function record (ids, { userKey, userId, counter = 1, data = { counter }, now = Date.now() } = {}) {
+export function record (ids, { tag, userId, counter = 1, data = { counter }, now = Date.now() } = {}) {
   return {
-    // Concatenated, as lib/crypto/ids.ts's newSessionId builds a user's session id.
-    id: userKey === undefined ? ids.random() : userKey + '.' + ids.random(),
+    // Concatenated, as lib/crypto/ids.ts's newSessionId builds a user's session id (`tag`: userTag(the store's owner key, userId)).
+    id: tag === undefined ? ids.random() : tag + '.' + ids.random(),
     secretHash: ids.hash(),
     userId,
     data,

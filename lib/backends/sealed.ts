@@ -4,12 +4,12 @@ import { FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
 import { announce } from '../bus/announce.js'
 import type { Revocation, RevocationBus } from '../bus/bus.js'
 import { localBus } from '../bus/local.js'
-import { isSessionId, newSessionId, ownerKeyOf, userIdOf, userKey } from '../crypto/ids.js'
+import { isSessionId, tagOf } from '../crypto/ids.js'
 import { encodePolicy, type Policy } from './policy.js'
 import { withStoreErrors } from './store-errors.js'
 import type { RevocationStore, StatelessStore } from '../stores/store.js'
 import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionRecord, SessionState } from './backend.js'
-import { owned } from './owned.js'
+import { SessionIds } from './owned.js'
 
 // A stateless store (the cookie store): the whole session travels in the cookie, sealed.
 // Nothing is stored; the deadlines are checked here on the plugin's clock, and the revocation
@@ -37,6 +37,8 @@ export class SealedBackend implements Backend<SealedState> {
   readonly binding = undefined
   readonly #store: StatelessStore
   readonly #revocation: RevocationStore
+  /** The ids are tagged with the owner key the revocation store keeps. */
+  readonly #ids: SessionIds
   readonly #log: FastifyBaseLogger
 
   constructor (core: SessionCore, store: StatelessStore, revocation: RevocationStore, log: FastifyBaseLogger) {
@@ -44,6 +46,7 @@ export class SealedBackend implements Backend<SealedState> {
     this.maxAbsoluteTtl = core.options.absoluteTtl
     this.#store = store
     this.#revocation = revocation
+    this.#ids = new SessionIds(revocation)
     this.#log = log
     this.bus = revocation.bus ?? localBus(store, log)
   }
@@ -68,6 +71,8 @@ export class SealedBackend implements Backend<SealedState> {
     if (expiresAt <= now) return core.reject(log, 'expired')
     let revoked: boolean
     try {
+      // A user's id without the tag of that user under the revocation store's key: not one this store issued.
+      if (s.userId !== undefined && this.#ids.tagged && tagOf(s.id) !== await this.#ids.tag(s.userId)) return core.reject(log, 'unknown')
       revoked = await this.#revocation.isRevoked(s.id, s.userId, s.generation)
     } catch (err) {
       return core.unavailable(log, err)
@@ -114,7 +119,7 @@ export class SealedBackend implements Backend<SealedState> {
     return {
       secret: '',
       state: {
-        id: init.id ?? newSessionId(init.userId),
+        id: init.id ?? await this.#ids.newId(init.userId),
         userId: init.userId,
         data: init.data,
         createdAt: init.createdAt,
@@ -176,18 +181,19 @@ export class SealedBackend implements Backend<SealedState> {
 
   /** Its absolute deadline is in the cookie, not here: deny-list the id as long as any session can live. */
   async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
-    if (!owned(sessionId, userId)) return false
+    // Without an owner key nothing on the server says whose an id is: such a store revokes by id alone (no userId).
+    if (await withStoreErrors(this.#ids.owned(sessionId, userId)) !== true) return false
     const core = this.core
     const revoked = await withStoreErrors(this.#revocation.revoke(sessionId, core.now() + core.absoluteTtlMs))
-    if (revoked) this.#announce({ ids: [sessionId], userId: userId ?? userIdOf(sessionId), reason: 'delete', at: core.now() })
+    if (revoked) this.#announce({ ids: [sessionId], userId, reason: 'delete', at: core.now() })
     return revoked
   }
 
   /** A stateless store cannot count the cookies it revoked: it resolves 0. */
   async deleteAll (userId: string | undefined, except: readonly string[]): Promise<number> {
     if (userId === undefined) return 0
-    const key = userKey(userId)
-    const kept = except.filter((s) => typeof s === 'string' && isSessionId(s) && ownerKeyOf(s) === key)
+    const tag = await withStoreErrors(this.#ids.tag(userId))
+    const kept = except.filter((s) => typeof s === 'string' && isSessionId(s) && tagOf(s) === tag)
     const core = this.core
     await withStoreErrors(this.#revocation.revokeAll(userId, kept, core.now() + core.absoluteTtlMs))
     // Which cookies are out there nobody knows: the message names the user; each instance checks those it follows.

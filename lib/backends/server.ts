@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { SessionCore } from './core.js'
 import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
-import { hashSecret, newSecret, newSessionId, parseToken, secretMatches, userIdOf } from '../crypto/ids.js'
+import { hashSecret, isLegacyId, newSecret, parseToken, secretMatches } from '../crypto/ids.js'
 import { decodePolicy, encodePolicy, MAX_LIFETIME, type Policy } from './policy.js'
 import { emptyData } from '../stores/data.js'
 import { announce } from '../bus/announce.js'
@@ -10,7 +10,7 @@ import { localBus } from '../bus/local.js'
 import { withStoreErrors } from './store-errors.js'
 import type { SessionStore, StoredSession } from '../stores/store.js'
 import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionRecord } from './backend.js'
-import { owned } from './owned.js'
+import { SessionIds } from './owned.js'
 import { DeviceBinding } from './dbsc.js'
 import { decodeDbsc, isBound } from './dbsc-state.js'
 
@@ -52,6 +52,7 @@ export class ServerBackend implements Backend<StoredSession> {
   readonly bus: RevocationBus
   readonly binding: DeviceBinding | undefined
   readonly #store: SessionStore
+  readonly #ids: SessionIds
   readonly #log: FastifyBaseLogger
   /** The store tells the bus of what it deletes in bulk (deleteAll, evictions) itself. */
   readonly #storeAnnounces: boolean
@@ -62,6 +63,7 @@ export class ServerBackend implements Backend<StoredSession> {
   constructor (core: SessionCore, store: SessionStore, log: FastifyBaseLogger, prefix = '') {
     this.core = core
     this.#store = store
+    this.#ids = new SessionIds(store)
     this.#log = log
     const own = store.bus
     this.#storeAnnounces = own !== undefined
@@ -88,6 +90,8 @@ export class ServerBackend implements Backend<StoredSession> {
     }
     const now = core.now()
     if (record === undefined || record.expiresAt <= now) return core.reject(log, 'unknown or expired')
+    // A user's session of the format before 0.2, its id the user id in clear, that a store still holds.
+    if (record.userId !== undefined && isLegacyId(record.id, record.userId)) return core.reject(log, 'unknown or expired')
     // A session never offered device binding (the common case) has no dbsc field: one property read.
     if (record.dbsc === undefined) {
       if (!secretMatches(record.secretHash, token.secret)) return core.reject(log, 'secret mismatch')
@@ -110,7 +114,7 @@ export class ServerBackend implements Backend<StoredSession> {
     const { ip, userAgent } = core.client(request)
     let secret = newSecret()
     let record: StoredSession = {
-      id: init.id ?? newSessionId(init.userId),
+      id: init.id ?? await this.#ids.newId(init.userId),
       secretHash: hashSecret(secret),
       userId: init.userId,
       data: init.data,
@@ -131,7 +135,7 @@ export class ServerBackend implements Backend<StoredSession> {
       if (attempts++ === MAX_INSERT_ATTEMPTS) throw new FST_SESSION_ID_COLLISION(MAX_INSERT_ATTEMPTS)
       request.log.warn('session id collision; drawing a new id')
       secret = newSecret()
-      record = { ...record, id: newSessionId(record.userId), secretHash: hashSecret(secret) }
+      record = { ...record, id: await this.#ids.newId(record.userId), secretHash: hashSecret(secret) }
     }
     return { state: record, secret, registration: offer?.registration }
   }
@@ -169,8 +173,11 @@ export class ServerBackend implements Backend<StoredSession> {
   }
 
   async get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined> {
-    if (!owned(sessionId, userId)) return undefined
+    const owned = await withStoreErrors(this.#ids.owned(sessionId, userId))
+    if (owned === false) return undefined
     const s = await withStoreErrors(this.#store.get(sessionId))
+    // A store without an owner key: its record says whose the session is.
+    if (owned === undefined && s?.userId !== userId) return undefined
     return s === undefined || s.expiresAt <= this.core.now() ? undefined : this.#toRecord(s)
   }
 
@@ -192,9 +199,13 @@ export class ServerBackend implements Backend<StoredSession> {
   }
 
   async delete (sessionId: string, userId: string | undefined): Promise<boolean> {
-    if (!owned(sessionId, userId)) return false
+    const owned = await withStoreErrors(this.#ids.owned(sessionId, userId))
+    if (owned === false) return false
+    // A store without an owner key: its record says whose the session is, at the cost of a read.
+    if (owned === undefined && (await withStoreErrors(this.#store.get(sessionId)))?.userId !== userId) return false
     const live = await withStoreErrors(this.#store.delete(sessionId))
-    if (live) this.#announce(sessionId, userId ?? userIdOf(sessionId), 'delete')
+    // The user, when the caller named one: an id no longer says whose it is.
+    if (live) this.#announce(sessionId, userId, 'delete')
     return live
   }
 
@@ -204,7 +215,8 @@ export class ServerBackend implements Backend<StoredSession> {
     const now = this.core.now()
     const records: SessionRecord[] = []
     for (const s of all) {
-      const record = s.expiresAt > now ? this.#toRecord(s) : undefined
+      // A session of the format before 0.2 (see load) is listed by no devices page: its id names its user.
+      const record = s.expiresAt > now && !isLegacyId(s.id, userId) ? this.#toRecord(s) : undefined
       if (record !== undefined) records.push(record)
     }
     return records.sort((a, b) => a.createdAt - b.createdAt)

@@ -1,4 +1,4 @@
-import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../crypto/ids.js'
+import { isSessionId, tagOf } from '../crypto/ids.js'
 import type { Revocation, RevocationReason } from './bus.js'
 
 // A revocation on the wire: compact JSON with one-letter keys, `{"i":[ids],"u":userId,
@@ -12,14 +12,16 @@ const MAX_USER_ID_BYTES = 256
 /** The largest message the buses send: PostgreSQL's NOTIFY takes less than 8000 bytes. */
 export const MAX_MESSAGE_BYTES = 7999
 
-/** The routing key of a session id: its user's key, or the anonymous id itself. */
+/** The routing key of a session id: its user's tag, or the anonymous id itself. */
 export function sessionKey (id: string): string {
-  return ownerKeyOf(id) ?? id
+  return tagOf(id) ?? id
 }
 
-/** The routing key of a revocation (one user, or one anonymous id); undefined when it names nobody. */
+/**
+ * The routing key of a revocation that lists ids (all of one user, or one anonymous id); undefined
+ * when it lists none: a user-wide revocation is routed by the user's tag, which the bus asks its store for.
+ */
 export function revocationKey (revocation: Revocation): string | undefined {
-  if (revocation.userId !== undefined) return userKey(revocation.userId)
   const first = revocation.ids[0]
   return first === undefined ? undefined : sessionKey(first)
 }
@@ -53,9 +55,8 @@ export function decode (text: string): Revocation | undefined {
   if (except !== undefined && !stringArray(except)) return undefined
   if (typeof reason !== 'string' || !REASONS.has(reason)) return undefined
   if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return undefined
-  // One routing unit: every id of the user named, or of the first id's user (or that anonymous id alone).
-  const key = userId === undefined ? (ids.length === 0 ? undefined : sessionKey(ids[0] as string)) : userKey(userId)
-  if (key === undefined || !ids.every((id) => sessionKey(id) === key)) return undefined
+  // One routing unit: every id of one user (or that anonymous id alone), or a user named.
+  if (ids.length === 0 ? userId === undefined : !ids.every((id) => sessionKey(id) === sessionKey(ids[0] as string))) return undefined
   return {
     ids,
     ...(userId === undefined ? {} : { userId }),
@@ -73,7 +74,7 @@ export function decode (text: string): Revocation | undefined {
  */
 export function fitted (revocation: Revocation, maxBytes: number): Revocation {
   if (Buffer.byteLength(encode(revocation), 'utf8') <= maxBytes) return revocation
-  const userId = revocation.userId ?? userIdOf(revocation.ids[0] ?? '')
+  const userId = revocation.userId
   if (userId === undefined) return revocation
   const wide: Revocation = { ids: [], userId, except: revocation.except ?? [], reason: revocation.reason, at: revocation.at }
   if (Buffer.byteLength(encode(wide), 'utf8') <= maxBytes) return wide

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BusSubscriber, Revocation, RevocationBus, Unsubscribe } from './bus.js'
-import { encode, fitted, MAX_MESSAGE_BYTES, revocationKey } from './codec.js'
+import { encode, fitted, MAX_MESSAGE_BYTES } from './codec.js'
 import { noop, retryDelay, Subscribers } from './subscribers.js'
 
 // The PostgreSQL bus: NOTIFY through the store's pool, LISTEN on one connection taken from the
@@ -52,7 +52,7 @@ export class PostgresBus implements RevocationBus {
   }
 
   async publish (revocation: Revocation): Promise<void> {
-    if (revocationKey(revocation) === undefined) return
+    if (revocation.ids.length === 0 && revocation.userId === undefined) return
     await this.#options.query('SELECT pg_notify($1, $2)', [this.#options.channel, encode(fitted(revocation, MAX_MESSAGE_BYTES))])
   }
 

@@ -9,7 +9,8 @@ import { noop, retryDelay, Subscribers } from './subscribers.js'
 
 // The Redis bus. On a single server (or Sentinel), one channel, `<prefix>revoked`: PUBLISH on
 // the store's client, SUBSCRIBE on one connection duplicated from it when the first subscriber
-// comes. On a Cluster, sharded pub/sub (Redis 7): one channel per user, `<prefix>r:{<userKey>}`,
+// comes. On a Cluster, sharded pub/sub (Redis 7): one channel per user, `<prefix>r:{<tag>}` (the user's tag, see
+// lib/crypto/ids.ts),
 // on the slot of that user's keys, so that a message stays on its user's shard; see
 // redis-sharded.ts for the subscriber.
 
@@ -23,6 +24,8 @@ export interface RedisBusOptions {
   timeout?: number
   /** Largest message; a larger revocation is sent user-wide (see `fitted`). @default 7999 */
   maxBytes?: number
+  /** The user's tag, for the channel of a revocation that lists no id (on a Cluster); from the store's owner key. */
+  tag?: (userId: string) => Promise<string>
 }
 
 export class RedisBus implements RevocationBus {
@@ -32,6 +35,7 @@ export class RedisBus implements RevocationBus {
   readonly #timeout: number
   readonly #maxBytes: number
   readonly #sharded: boolean
+  readonly #tag: ((userId: string) => Promise<string>) | undefined
   readonly #subscribers: Subscribers
   /** Followers per sharded channel, kept while nobody subscribes too. */
   readonly #follows = new Map<string, number>()
@@ -44,6 +48,7 @@ export class RedisBus implements RevocationBus {
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES
     this.#sharded = options.client instanceof Cluster
+    this.#tag = options.tag
     this.#redis = new RedisConnection(options.client, undefined, this.#timeout, options.log, false)
     this.#subscribers = new Subscribers('redis revocation bus', options.log, () => this.#open(), () => { this.#shut().catch(noop) })
   }
@@ -54,7 +59,8 @@ export class RedisBus implements RevocationBus {
   }
 
   async publish (revocation: Revocation): Promise<void> {
-    const key = revocationKey(revocation)
+    const userId = revocation.userId
+    const key = revocationKey(revocation) ?? (userId === undefined ? undefined : this.#sharded ? await this.#tag?.(userId) : '')
     if (key === undefined) return
     const message = encode(fitted(revocation, this.#maxBytes))
     const channel = this.#channel(key)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { cases, type ConformanceOptions, type Fixture } from './cases.js'
 import { HOUR, nullProto, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
-import { hashSecret, newSecret, newSessionId } from '../crypto/ids.js'
+import { hashSecret, newSecret, newSessionId, userTag } from '../crypto/ids.js'
 import type { SessionPatch, StoredSession } from '../stores/store.js'
 
 // One suite for every session store, after undici's cacheStoreTests(Store): the built-in
@@ -19,10 +19,12 @@ async function withFixture (options: ConformanceOptions, name: string, maxSessio
   let time = Date.now()
   const now = (): number => time
   const store = await options.createStore({ clock: now, log: silentLog, maxSessionsPerUser }, name)
+  // Ids as the plugin makes them: a user's tagged with the store's owner key, when it keeps one.
+  const key = await store.ownerKey?.()
   const make = (userId?: string, changes: Partial<StoredSession> = {}): { record: StoredSession, secret: string } => {
     const secret = newSecret()
     const record: StoredSession = {
-      id: newSessionId(userId),
+      id: newSessionId(userId === undefined || key === undefined ? undefined : userTag(key, userId)),
       secretHash: hashSecret(secret),
       userId,
       data: { n: 1 },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { caseClock, HOUR, MINUTE, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
-import { newSessionId } from '../crypto/ids.js'
+import { newSessionId, userTag } from '../crypto/ids.js'
 import type { RevocationStore, StoreContext } from '../stores/store.js'
 
 // The conformance suite of a revocation store (what the cookie store asks on every request
@@ -25,6 +25,8 @@ interface RevocationFixture {
   revocation: RevocationStore
   now: () => number
   tick: (ms: number) => void
+  /** A new session id of `userId` (tagged with the store's owner key, as the plugin makes it), or an anonymous one. */
+  newId: (userId: string | undefined) => string
 }
 
 /** Resolves after `ms` of real time (the time Redis expires keys on). */
@@ -43,9 +45,9 @@ async function eventually (check: () => Promise<boolean>, message: string): Prom
 type Body = (f: RevocationFixture) => Promise<void>
 
 const cases: Array<[name: string, title: string, body: Body]> = [
-  ['deny-list', 'revoke deny-lists one id until its deadline, and says whether it was not denied already', async ({ revocation: r, now, tick }) => {
-    const alice = [newSessionId('alice'), newSessionId('alice')] as const
-    const anonymous = [newSessionId(undefined), newSessionId(undefined)] as const
+  ['deny-list', 'revoke deny-lists one id until its deadline, and says whether it was not denied already', async ({ revocation: r, now, tick, newId }) => {
+    const alice = [newId('alice'), newId('alice')] as const
+    const anonymous = [newId(undefined), newId(undefined)] as const
     assert.equal(await r.isRevoked(alice[0], 'alice', 0), false)
     assert.equal(await r.revoke(alice[0], now() + HOUR), true)
     assert.equal(await r.revoke(alice[0], now() + 2 * HOUR), false, 'denied already')
@@ -58,25 +60,25 @@ const cases: Array<[name: string, title: string, body: Body]> = [
     assert.equal(await r.isRevoked(anonymous[1], undefined, 0), false)
     assert.equal(await r.generation('alice'), 0, 'one revoked session leaves the generation alone')
   }],
-  ['deny-expiry', 'a deny-list entry lapses once its deadline has passed, and the id can be revoked again', async ({ revocation: r, now }) => {
-    const ids = [newSessionId('alice'), newSessionId(undefined)]
+  ['deny-expiry', 'a deny-list entry lapses once its deadline has passed, and the id can be revoked again', async ({ revocation: r, now, newId }) => {
+    const ids = [newId('alice'), newId(undefined)]
     for (const id of ids) assert.equal(await r.revoke(id, now() + SHORT), true)
     // Whether they are still denied here depends on how fast this machine is: the deny-list case checks that.
     await eventually(async () => !await r.isRevoked(ids[0] as string, 'alice', 0) && !await r.isRevoked(ids[1] as string, undefined, 0),
       'the entries lapse after their deadline')
     for (const id of ids) assert.equal(await r.revoke(id, now() + HOUR), true, 'not denied any more')
   }],
-  ['generations', 'revokeAll raises the generation: older sessions are revoked unless kept, newer ones are not', async ({ revocation: r, now, tick }) => {
+  ['generations', 'revokeAll raises the generation: older sessions are revoked unless kept, newer ones are not', async ({ revocation: r, now, tick, newId }) => {
     assert.equal(await r.generation('alice'), 0)
-    const [old, kept, other] = [newSessionId('alice'), newSessionId('alice'), newSessionId('alice')]
-    const bob = newSessionId('bob')
+    const [old, kept, other] = [newId('alice'), newId('alice'), newId('alice')]
+    const bob = newId('bob')
     await r.revokeAll('alice', [kept], now() + HOUR)
     const g1 = await r.generation('alice')
     assert.ok(g1 > 0, 'raised')
     assert.equal(await r.isRevoked(old, 'alice', 0), true)
     assert.equal(await r.isRevoked(other, 'alice', 0), true)
     assert.equal(await r.isRevoked(kept, 'alice', 0), false, 'kept by except')
-    const fresh = newSessionId('alice')
+    const fresh = newId('alice')
     assert.equal(await r.isRevoked(fresh, 'alice', g1), false, 'issued at the new generation')
     assert.equal(await r.isRevoked(bob, 'bob', 0), false, 'other users keep theirs')
     assert.equal(await r.generation('bob'), 0)
@@ -86,7 +88,7 @@ const cases: Array<[name: string, title: string, body: Body]> = [
     assert.ok(g2 > g1, 'raised again')
     assert.equal(await r.isRevoked(kept, 'alice', 0), true, 'except holds for one revokeAll only')
     assert.equal(await r.isRevoked(fresh, 'alice', g1), true)
-    assert.equal(await r.isRevoked(newSessionId('alice'), 'alice', g2), false)
+    assert.equal(await r.isRevoked(newId('alice'), 'alice', g2), false)
     for (let i = 0, last = g2; i < 5; i++) {
       await r.revokeAll('alice', [], now() + HOUR)
       const g = await r.generation('alice')
@@ -94,10 +96,10 @@ const cases: Array<[name: string, title: string, body: Body]> = [
       last = g
     }
   }],
-  ['generation-expiry', 'the generation stays above every earlier one after the user\'s entry expired', async ({ revocation: r, now }) => {
+  ['generation-expiry', 'the generation stays above every earlier one after the user\'s entry expired', async ({ revocation: r, now, newId }) => {
     await r.revokeAll('alice', [], now() + SHORT)
     const g1 = await r.generation('alice')
-    const issued = newSessionId('alice')
+    const issued = newId('alice')
     assert.equal(await r.isRevoked(issued, 'alice', g1), false)
     await sleep(2 * SHORT)
     await r.revokeAll('alice', [], now() + HOUR)
@@ -105,10 +107,10 @@ const cases: Array<[name: string, title: string, body: Body]> = [
     assert.ok(g2 > g1, `${g2} > ${g1}`)
     assert.equal(await r.isRevoked(issued, 'alice', g1), true, 'issued before the second revokeAll')
   }],
-  ['except', 'except keeps only ids of that user, and a deny-listed id stays revoked', async ({ revocation: r, now }) => {
-    const [kept, denied] = [newSessionId('alice'), newSessionId('alice')]
-    const bob = newSessionId('bob')
-    const many = Array.from({ length: 1000 }, () => newSessionId('alice'))
+  ['except', 'except keeps only ids of that user, and a deny-listed id stays revoked', async ({ revocation: r, now, newId }) => {
+    const [kept, denied] = [newId('alice'), newId('alice')]
+    const bob = newId('bob')
+    const many = Array.from({ length: 1000 }, () => newId('alice'))
     await r.revokeAll('alice', [kept, denied, bob, ...many], now() + HOUR)
     assert.equal(await r.isRevoked(bob, 'bob', 0), false, 'revoking alice\'s sessions leaves bob\'s')
     await r.revokeAll('bob', [kept], now() + HOUR)
@@ -118,17 +120,17 @@ const cases: Array<[name: string, title: string, body: Body]> = [
     assert.equal(await r.revoke(denied, now() + HOUR), true)
     assert.equal(await r.isRevoked(denied, 'alice', 0), true, 'the deny-list wins over except')
   }],
-  ['anonymous', 'revokeAll never revokes an anonymous session', async ({ revocation: r, now }) => {
-    const anonymous = newSessionId(undefined)
+  ['anonymous', 'revokeAll never revokes an anonymous session', async ({ revocation: r, now, newId }) => {
+    const anonymous = newId(undefined)
     await r.revokeAll('alice', [], now() + HOUR)
     assert.equal(await r.isRevoked(anonymous, undefined, 0), false)
   }],
-  ['user-ids', 'user ids with glob and separator characters are kept apart', async ({ revocation: r, now }) => {
+  ['user-ids', 'user ids with glob and separator characters are kept apart', async ({ revocation: r, now, newId }) => {
     const users = ['a', 'a.b', 'a*', 'a:b', '{a}', '[a]', '?', '*', 'a b', 'A', 'é', '}{', 'a\\']
     for (const user of users.filter((_, i) => i % 2 === 0)) await r.revokeAll(user, [], now() + HOUR)
     for (const [i, user] of users.entries()) {
       assert.equal(await r.generation(user) > 0, i % 2 === 0, user)
-      assert.equal(await r.isRevoked(newSessionId(user), user, 0), i % 2 === 0, user)
+      assert.equal(await r.isRevoked(newId(user), user, 0), i % 2 === 0, user)
     }
   }],
   ['close-twice', 'close() twice is harmless (the suite closes the store once more after the case)', async ({ revocation: r }) => {
@@ -141,7 +143,10 @@ async function withFixture (options: RevocationConformanceOptions, name: string,
   const { now, tick } = caseClock()
   const revocation = await options.createRevocation({ clock: now, log: silentLog, maxSessionsPerUser: 100 }, name)
   try {
-    await body({ revocation, now, tick })
+    const key = await revocation.ownerKey?.()
+    const newId = (userId: string | undefined): string =>
+      newSessionId(userId === undefined || key === undefined ? undefined : userTag(key, userId))
+    await body({ revocation, now, tick, newId })
   } finally {
     await revocation.close?.()
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
 import { caseClock, HOUR, MINUTE, silentLog, type ConformanceCase, type TestFunction } from './shared.js'
-import { newSessionId } from '../crypto/ids.js'
+import { newOwnerKey, newSessionId, userTag } from '../crypto/ids.js'
 import type { SealedSession, StatelessStore, StoreContext } from '../stores/store.js'
 
 // The conformance suite of a stateless store (the whole session sealed into the cookie), in
@@ -167,6 +167,9 @@ const cases: Array<[name: string, title: string, body: Body]> = [
   }]
 ]
 
+/** Sealed ids are tagged with the revocation store's owner key; a stateless store only checks that a user's id has a tag. */
+const CASE_OWNER_KEY = newOwnerKey()
+
 async function withFixture (options: StatelessConformanceOptions, name: string, body: Body): Promise<void> {
   const { now, tick } = caseClock()
   const stores: StatelessStore[] = []
@@ -179,7 +182,7 @@ async function withFixture (options: StatelessConformanceOptions, name: string, 
   const make = (userId?: string, changes: Partial<SealedSession> = {}): SealedSession => {
     const time = now()
     return {
-      id: newSessionId(userId),
+      id: newSessionId(userId === undefined ? undefined : userTag(CASE_OWNER_KEY, userId)),
       userId,
       data: { n: 1 },
       createdAt: time,

@@ -1,7 +1,7 @@
 import { pickAead, type AeadName } from '../crypto/aead.js'
 import { knownKeys, optionsObject } from '../util/check.js'
 import { FST_SESSION_SECRET_INVALID, FST_SESSION_STORE_INVALID } from '../errors.js'
-import { isSessionId, ownerKeyOf, userKey } from '../crypto/ids.js'
+import { isLegacyId, isSessionId, tagOf } from '../crypto/ids.js'
 import { parseValue } from '../util/json.js'
 import { Sealer } from '../crypto/seal.js'
 import { resolveRevocation, type RevocationOption } from './revocation/memory.js'
@@ -53,7 +53,9 @@ function decode (plaintext: string): SealedSession | undefined {
   if (!Array.isArray(value) || (value.length !== 8 && value.length !== 9)) return undefined
   const [id, userId, createdAt, expiresAt, absoluteAt, authenticatedAt, generation, data, policy] = value as unknown[]
   if (typeof id !== 'string' || !isSessionId(id)) return undefined
-  if (userId === null ? ownerKeyOf(id) !== undefined : typeof userId !== 'string' || ownerKeyOf(id) !== userKey(userId)) return undefined
+  // An anonymous id has no tag; a user's has one (none under a revocation store without an owner
+  // key), and one of the format before 0.2, the user id in clear, is refused as unknown.
+  if (userId === null ? tagOf(id) !== undefined : typeof userId !== 'string' || isLegacyId(id, userId)) return undefined
   if (!isTime(createdAt) || !isTime(expiresAt) || !isTime(absoluteAt) || createdAt > expiresAt || expiresAt > absoluteAt) return undefined
   if ((authenticatedAt !== null && !isTime(authenticatedAt)) || !isTime(generation)) return undefined
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined

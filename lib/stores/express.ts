@@ -1,6 +1,7 @@
 import { DEFAULT_TIMEOUT_MS, knownKeys, optionsObject, positiveInteger } from '../util/check.js'
 import { FST_SESSION_OPTION_INVALID, FST_SESSION_STORE_UNSUPPORTED } from '../errors.js'
-import { ownerKeyOf, userKey } from '../crypto/ids.js'
+import { newOwnerKey, tagOf, userTag } from '../crypto/ids.js'
+import { OwnerKey } from '../crypto/owner-key.js'
 import { parseData } from '../util/json.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
@@ -69,17 +70,26 @@ function toEnvelope (s: StoredSession, now: number): Envelope {
   }
 }
 
+/**
+ * The session id under which the adapter keeps its owner key: not the shape of a session id, so
+ * never looked up as one; its record has no `fus`, so `all()` skips it. Its `cookie.expires` is
+ * as far as a Date goes, so that no connect store expires it.
+ */
+const OWNER_KEY_SID = 'fastify-user-sessions-owner-key'
+const NEVER = new Date(8_640_000_000_000_000).toISOString()
+
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const isText = (v: unknown): v is string | null => v === null || typeof v === 'string'
 
 /** The session in a store's object, or undefined when any field is not what `toEnvelope` writes. */
-function fromEnvelope (id: string, value: unknown): StoredSession | undefined {
+function fromEnvelope (id: string, value: unknown, ownerKey: Uint8Array): StoredSession | undefined {
   const f = (value as Partial<Envelope> | null | undefined)?.fus
   if (f === null || typeof f !== 'object' || typeof f.h !== 'string' || !isTime(f.e) || !isTime(f.c) || !isTime(f.l)) return undefined
   if (!(f.a === null || isTime(f.a)) || !isText(f.i) || !isText(f.g) || !isText(f.u)) return undefined
   if ((f.o !== undefined && typeof f.o !== 'string') || (f.b !== undefined && typeof f.b !== 'string')) return undefined
-  // The id carries its user's key: a record of another user (or none) under this id is not ours.
-  if (ownerKeyOf(id) !== (f.u === null ? undefined : userKey(f.u))) return undefined
+  // The id carries its user's tag: a record of another user (or none) under this id is not ours,
+  // nor one of the format before 0.2, whose id carries the user id in clear.
+  if (tagOf(id) !== (f.u === null ? undefined : userTag(ownerKey, f.u))) return undefined
   if (f.d === null || typeof f.d !== 'object' || Array.isArray(f.d)) return undefined
   return {
     id,
@@ -104,6 +114,7 @@ export class ExpressStoreAdapter implements SessionStore {
   readonly #clock: () => number
   readonly #maxPerUser: number
   readonly #locks = new Map<string, Promise<unknown>>()
+  readonly #ownerKey = new OwnerKey(async () => await this.#readOwnerKey())
 
   constructor (options: ExpressStoreOptions, context: Pick<StoreContext, 'clock' | 'maxSessionsPerUser'>) {
     optionsObject('storeOptions', options)
@@ -147,6 +158,27 @@ export class ExpressStoreAdapter implements SessionStore {
     return await run
   }
 
+  /** Read, or created when the store has none; read back after the write, so that two instances racing agree. */
+  async #readOwnerKey (): Promise<Uint8Array> {
+    const read = async (): Promise<string | undefined> => {
+      const value = await this.#call<{ fusOwnerKey?: unknown } | null | undefined>('get', OWNER_KEY_SID).catch((err: unknown) => {
+        if ((err as { code?: unknown } | null)?.code !== 'ENOENT') throw err
+      })
+      return typeof value?.fusOwnerKey === 'string' ? value.fusOwnerKey : undefined
+    }
+    let key = await read()
+    if (key === undefined) {
+      await this.#call('set', OWNER_KEY_SID, { cookie: { expires: NEVER, originalMaxAge: null }, fusOwnerKey: newOwnerKey().toString('base64url') })
+      key = await read()
+    }
+    if (key === undefined) throw new Error('the connect store does not keep the owner key')
+    return Buffer.from(key, 'base64url')
+  }
+
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#ownerKey.loaded ?? await this.#ownerKey.get()
+  }
+
   async #live (id: string, now: number): Promise<StoredSession | undefined> {
     let value: unknown
     try {
@@ -155,7 +187,7 @@ export class ExpressStoreAdapter implements SessionStore {
       // As express-session: file-based stores (session-file-store) report a missing session so.
       if ((err as { code?: unknown } | null)?.code !== 'ENOENT') throw err
     }
-    const s = fromEnvelope(id, value)
+    const s = fromEnvelope(id, value, await this.ownerKey())
     return s !== undefined && s.expiresAt > now ? s : undefined
   }
 
@@ -201,6 +233,7 @@ export class ExpressStoreAdapter implements SessionStore {
       throw new FST_SESSION_STORE_UNSUPPORTED('listing sessions (the connect store has no all())',
         "per-user operations need a store with all(), or a native store such as 'redis' or 'postgres'")
     }
+    const ownerKey = await this.ownerKey()
     const listed = await this.#call<unknown>('all')
     // connect-redis lists an array of sessions carrying their id; MemoryStore an object by id.
     const entries: Array<[string, unknown]> = Array.isArray(listed)
@@ -208,7 +241,7 @@ export class ExpressStoreAdapter implements SessionStore {
       : Object.entries((listed ?? {}) as Record<string, unknown>)
     const sessions: StoredSession[] = []
     for (const [id, value] of entries) {
-      const s = typeof id === 'string' ? fromEnvelope(id, value) : undefined
+      const s = typeof id === 'string' ? fromEnvelope(id, value, ownerKey) : undefined
       if (s !== undefined) sessions.push(s)
     }
     return sessions

@@ -4,6 +4,7 @@ import type { Revocation } from '../bus/bus.js'
 import { MemoryBus } from '../bus/memory.js'
 import { knownKeys, nonEmptyString, optionsObject, positiveInteger } from '../util/check.js'
 import { parseData } from '../util/json.js'
+import { newOwnerKey } from '../crypto/ids.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from './store.js'
 
 // The in-memory store, after Plug.Session's ETS store: a named table shared by every
@@ -48,7 +49,7 @@ const EMPTY_DATA = '{}'
 
 /**
  * `value`, made a flat string for the garbage collector to keep. An id built by
- * concatenation (`userKey + '.' + random`) is a tree of three strings and two cons cells,
+ * concatenation (`tag + '.' + random`) is a tree of three strings and two cons cells,
  * about 80 bytes more than its flat copy; reading a character flattens it in place, and the
  * collector then keeps only the flat string.
  */
@@ -69,6 +70,8 @@ class Table {
   // and a Set costs about 150 bytes.
   readonly users = new Map<string, string | Set<string>>()
   readonly #interned = new Map<string, string>()
+  /** The owner key of the table: every store sharing it tags ids alike; it lives as long as the sessions. */
+  readonly ownerKey = newOwnerKey()
   evictions = 0
   refs = 0
   #unloggedEvictions = 0
@@ -257,6 +260,11 @@ export class MemoryStore implements SessionStore {
     }
     entry.lastSeenAt = now
     return entry
+  }
+
+  /** Random, made with the table: its sessions live no longer than the process. */
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#table.ownerKey
   }
 
   async get (id: string): Promise<StoredSession | undefined> {

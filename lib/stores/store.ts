@@ -9,7 +9,11 @@ import type { RevocationBus } from '../bus/bus.js'
  * the plugin compares it in constant time. A dump of the store yields no usable cookie.
  */
 export interface StoredSession {
-  /** Public handle: safe to show on a devices page. Embeds the user key for bound sessions (see `ownerKeyOf`). */
+  /**
+   * Public handle: safe to show on a devices page. A user's session id starts with the user's
+   * tag under the store's owner key (`<userTag(ownerKey, userId)>.<random>`, see `ownerKey`),
+   * which tells nothing about the user to whoever lacks the key.
+   */
   id: string
   secretHash: string
   /** `undefined` for an anonymous session. */
@@ -97,6 +101,15 @@ export interface SessionStore {
   /** Deletes every session of the user but those in `except`; resolves how many it deleted. */
   deleteAll (userId: string, except: readonly string[]): Promise<number>
   /**
+   * The store's owner key: 32 random bytes (`newOwnerKey()`) created once and kept in the store
+   * itself, so that every instance sharing the store reads the same key (Redis: one key set with
+   * NX; a table: one row). The plugin reads it once and names each user's sessions
+   * `<userTag(ownerKey, userId)>.<random>`: the store finds the user's slot or index from
+   * `tagOf(id)`, and the plugin checks that an id is a user's without a round trip. Absent, a
+   * user's session ids are plain random ones and that check reads the session.
+   */
+  ownerKey? (): Promise<Uint8Array>
+  /**
    * How every instance sharing the store hears that sessions ended (see lib/bus/bus.ts). Opens
    * nothing until first subscribed to; closed by the store's `close`. A store without one is
    * heard by the instance that revokes only.
@@ -151,6 +164,8 @@ export interface RevocationStore {
    * one, even after the user's entry expired at `until`.
    */
   revokeAll (userId: string, except: readonly string[], until: number): Promise<void>
+  /** The owner key the stateless store's ids are tagged with, kept here as `SessionStore.ownerKey`. */
+  ownerKey? (): Promise<Uint8Array>
   /** How every instance sharing the revocation store hears of revocations, as `SessionStore.bus`. */
   readonly bus?: RevocationBus
   close? (): Promise<void>

@@ -2,7 +2,8 @@ import fc from 'fast-check'
 import t from 'tap'
 import type { Revocation } from '../../lib/bus/bus.js'
 import { decode, encode, fitted, MAX_MESSAGE_BYTES, revocationKey, sessionKey } from '../../lib/bus/codec.js'
-import { newSessionId, userKey } from '../../lib/crypto/ids.js'
+import { newSessionId } from '../../lib/crypto/ids.js'
+import { testTag } from '../helpers/ids.js'
 import { revocationOf } from '../helpers/bus.js'
 
 // The wire format of the revocation buses: what a bus sends comes back the same, and what
@@ -13,7 +14,7 @@ t.test('round trip: ids, user-wide with except, every reason', async (t) => {
   t.same(decode(encode(anonymous)), anonymous)
   const alice = { ...revocationOf('alice', 3), reason: 'deleteAll' } as const
   t.same(decode(encode(alice)), alice)
-  const wide: Revocation = { ids: [], userId: 'bob', except: [newSessionId('bob')], reason: 'deleteAll', at: 1 }
+  const wide: Revocation = { ids: [], userId: 'bob', except: [newSessionId(testTag('bob'))], reason: 'deleteAll', at: 1 }
   t.same(decode(encode(wide)), wide)
   for (const reason of ['delete', 'deleteAll', 'destroy', 'replaced', 'evicted', 'expired'] as const) {
     t.equal(decode(encode({ ...alice, reason }))?.reason, reason)
@@ -25,7 +26,7 @@ t.test('round trip: ids, user-wide with except, every reason', async (t) => {
 })
 
 t.test('malformed messages are dropped', async (t) => {
-  const id = newSessionId('alice')
+  const id = newSessionId(testTag('alice'))
   const anon = newSessionId(undefined)
   const good = { i: [id], r: 'delete', a: 5 }
   const bad: unknown[] = [
@@ -38,7 +39,7 @@ t.test('malformed messages are dropped', async (t) => {
     { ...good, i: [] }, // neither a user nor an id: concerns nobody
     { ...good, i: [id, anon] }, // two routing units
     { ...good, i: [anon, newSessionId(undefined)] },
-    { ...good, u: 'bob' } // alice's id under bob
+    { ...good, i: [id, newSessionId(testTag('bob'))] } // two users' ids
   ]
   for (const message of bad) {
     const text = typeof message === 'string' ? message : JSON.stringify(message)
@@ -60,34 +61,34 @@ t.test('decode never throws and accepts only what encode could have sent', async
   }))
 })
 
-t.test('routing keys: the user, or the anonymous id', async (t) => {
+t.test('routing keys: the user\'s tag, or the anonymous id', async (t) => {
   const anon = newSessionId(undefined)
-  const id = newSessionId('alice')
+  const id = newSessionId(testTag('alice'))
   t.equal(sessionKey(anon), anon)
-  t.equal(sessionKey(id), userKey('alice'))
+  t.equal(sessionKey(id), testTag('alice'))
   t.equal(revocationKey({ ids: [anon], reason: 'delete', at: 0 }), anon)
-  t.equal(revocationKey({ ids: [id], reason: 'delete', at: 0 }), userKey('alice'))
-  t.equal(revocationKey({ ids: [], userId: 'alice', reason: 'deleteAll', at: 0 }), userKey('alice'))
+  t.equal(revocationKey({ ids: [id], userId: 'alice', reason: 'delete', at: 0 }), testTag('alice'))
+  t.equal(revocationKey({ ids: [], userId: 'alice', reason: 'deleteAll', at: 0 }), undefined, 'user-wide: the bus asks its store for the tag')
   t.equal(revocationKey({ ids: [], reason: 'deleteAll', at: 0 }), undefined, 'one that names nobody')
 })
 
 t.test('fitted: a revocation too large to send becomes user-wide', async (t) => {
   const small = revocationOf('alice', 3)
   t.equal(fitted(small, MAX_MESSAGE_BYTES), small, 'a small one is sent as it is')
-  const large = { ...revocationOf('alice', 400), except: [newSessionId('alice')] }
+  const large = { ...revocationOf('alice', 400), userId: 'alice', except: [newSessionId(testTag('alice'))] }
   t.ok(encode(large).length > MAX_MESSAGE_BYTES)
   const wide = fitted(large, MAX_MESSAGE_BYTES)
   t.same(wide, { ids: [], userId: 'alice', except: large.except, reason: 'delete', at: large.at })
   t.ok(Buffer.byteLength(encode(wide)) <= MAX_MESSAGE_BYTES)
   t.same(fitted({ ...large, except: undefined }, MAX_MESSAGE_BYTES).except, [], 'no except: none kept')
-  const named = fitted({ ...large, userId: 'alice' }, MAX_MESSAGE_BYTES)
-  t.equal(named.userId, 'alice')
-  const hugeExcept = { ...revocationOf('alice', 1), except: Array.from({ length: 400 }, () => newSessionId('alice')) }
+  const unnamed = { ...large, userId: undefined }
+  t.equal(fitted(unnamed, MAX_MESSAGE_BYTES), unnamed, 'no user named: an id does not say whose it is, so it is sent as it is')
+  const hugeExcept = { ...revocationOf('alice', 1), userId: 'alice', except: Array.from({ length: 400 }, () => newSessionId(testTag('alice'))) }
   t.same(fitted(hugeExcept, MAX_MESSAGE_BYTES), { ids: [], userId: 'alice', reason: 'delete', at: hugeExcept.at },
     'except goes too when even the user-wide one is too large')
   const anonymous = revocationOf(undefined)
   t.equal(fitted(anonymous, 10), anonymous, 'one anonymous id cannot be said more briefly')
   t.same(fitted({ ids: [], reason: 'delete', at: 0 }, 10), { ids: [], reason: 'delete', at: 0 })
-  const unicode = revocationOf('é'.repeat(100), 30)
+  const unicode = { ...revocationOf('é'.repeat(100), 30), userId: 'é'.repeat(100) }
   t.ok(Buffer.byteLength(encode(fitted(unicode, 2000))) <= 2000, 'the limit is in bytes')
 })

@@ -97,7 +97,7 @@ t.test('the PostgreSQL bus', { skip: db.skip }, async (t) => {
     t.equal(r.heard.length, 1)
     t.equal(log.at(20).filter((m) => m.includes('malformed')).length, 4)
     t.same(log.at(50), ['postgres revocation bus: a subscriber threw'])
-    const large = { ...revocationOf('alice', 400), reason: 'deleteAll' as const }
+    const large = { ...revocationOf('alice', 400), userId: 'alice', reason: 'deleteAll' as const }
     await store.bus.publish(large)
     t.same(await r.next(), { ids: [], userId: 'alice', except: [], reason: 'deleteAll', at: large.at }, 'under NOTIFY\'s 8000 bytes')
   })

@@ -2,7 +2,8 @@ import t from 'tap'
 import { Redis, type Cluster } from 'ioredis'
 import { RedisBus } from '../../lib/bus/redis.js'
 import { keySlot } from '../../lib/bus/redis-sharded.js'
-import { newSessionId, userKey } from '../../lib/crypto/ids.js'
+import { newSessionId } from '../../lib/crypto/ids.js'
+import { testTag } from '../helpers/ids.js'
 import { bufferLog, recorder, revocationOf, sleep } from '../helpers/bus.js'
 import { redisCluster, until } from '../helpers/redis.js'
 
@@ -35,11 +36,11 @@ if (cluster !== undefined) {
     return c
   }
   const busOn = (t: Tap, c: Cluster, log = bufferLog(), prefix = 'cb:'): RedisBus => {
-    const bus = new RedisBus({ client: c, prefix, timeout: TIMEOUT, log: log.logger })
+    const bus = new RedisBus({ client: c, prefix, timeout: TIMEOUT, log: log.logger, tag: async (userId) => testTag(userId) })
     t.teardown(() => bus.close())
     return bus
   }
-  const channelOf = (userId: string, prefix = 'cb:'): string => `${prefix}r:{${userKey(userId)}}`
+  const channelOf = (userId: string, prefix = 'cb:'): string => `${prefix}r:{${testTag(userId)}}`
   /** The port of the master that owns `key`'s slot, as the server says. */
   const ownerOf = async (key: string): Promise<number> => {
     const slot = await adminOf(cluster.nodes[0]?.port as number).cluster('KEYSLOT', key) as number
@@ -93,7 +94,7 @@ if (cluster !== undefined) {
     subscriberSide.subscribe(r)
     await sleep(100)
     t.equal(await allConnections(), 0, 'a subscriber with nothing followed opens nothing')
-    const id = newSessionId('alice')
+    const id = newSessionId(testTag('alice'))
     const unfollow = subscriberSide.follow(id)
     await until('subscribed on the owner', async () => await shardSubscribers(owner, channel) === 1 ? true : undefined)
     t.equal(await connections(owner), 1, 'one connection, to the owner')
@@ -132,7 +133,7 @@ if (cluster !== undefined) {
     const publisher = busOn(t, await make())
     const r = recorder()
     bus.subscribe(r)
-    bus.follow(newSessionId('alice'))
+    bus.follow(newSessionId(testTag('alice')))
     const channel = 'kp:' + channelOf('alice')
     await until('subscribed', async () => await shardSubscribers(await ownerOf(channel), channel) === 1 ? true : undefined)
     const revocation = revocationOf('alice')
@@ -149,12 +150,12 @@ if (cluster !== undefined) {
     const [a, b] = await usersOnTwoMasters()
     const [ownerA, ownerB] = [await ownerOf(channelOf(a)), await ownerOf(channelOf(b))]
     const anon = newSessionId(undefined)
-    const offA1 = bus.follow(newSessionId(a))
-    const offA2 = bus.follow(newSessionId(a))
+    const offA1 = bus.follow(newSessionId(testTag(a)))
+    const offA2 = bus.follow(newSessionId(testTag(a)))
     t.equal(await allConnections(), 0, 'follows without a subscriber open nothing')
     const r = recorder()
     const unsubscribe = bus.subscribe(r)
-    const offB = bus.follow(newSessionId(b))
+    const offB = bus.follow(newSessionId(testTag(b)))
     const offAnon = bus.follow(anon)
     const anonChannel = `cb:r:{${anon}}`
     const ownerAnon = await ownerOf(anonChannel)
@@ -183,7 +184,7 @@ if (cluster !== undefined) {
       await shardSubscribers(ownerB, channelOf(b)) === 1 && await shardSubscribers(ownerAnon, anonChannel) === 1 ? true : undefined)
     t.equal(await shardSubscribers(ownerA, channelOf(a)), 0)
     const near = await userBy(b, true)
-    const offNear = bus.follow(newSessionId(near))
+    const offNear = bus.follow(newSessionId(testTag(near)))
     await until('a second channel on b\'s master', async () => await shardSubscribers(ownerB, channelOf(near)) === 1 ? true : undefined)
     t.equal(await connections(ownerB), 1, 'on the same connection')
     offNear()
@@ -193,7 +194,7 @@ if (cluster !== undefined) {
     offAnon()
     await until('all closed', async () => await allConnections() === 0 ? true : undefined)
     await Promise.all([bus.close(), bus.close()])
-    bus.follow(newSessionId(a))
+    bus.follow(newSessionId(testTag(a)))
     bus.subscribe(recorder())
     await sleep(100)
     t.equal(await allConnections(), 0, 'nothing opens after close')
@@ -207,15 +208,15 @@ if (cluster !== undefined) {
     const owner = await ownerOf(channel)
     const r = recorder()
     bus.subscribe(r)
-    bus.follow(newSessionId('alice'))
+    bus.follow(newSessionId(testTag('alice')))
     await until('subscribed', async () => await shardSubscribers(owner, channel) === 1 ? true : undefined)
     await r.resynced(1)
-    t.same(r.resyncKeys, [[userKey('alice')]], 'a channel heard for the first time resyncs its user')
+    t.same(r.resyncKeys, [[testTag('alice')]], 'a channel heard for the first time resyncs its user')
     const server = cluster.servers.get(owner)
     const near = await userBy('alice', true)
     await server?.stop()
     await until('the outage noticed', async () => log.at(40).length === 1 ? true : undefined)
-    bus.follow(newSessionId(near)) // during the outage, on the master that is down
+    bus.follow(newSessionId(testTag(near))) // during the outage, on the master that is down
     await sleep(300)
     await server?.start()
     await r.resynced(2)
@@ -245,7 +246,7 @@ if (cluster !== undefined) {
     const to = cluster.nodes.map(({ port }) => port).find((port) => port !== from) as number
     const r = recorder()
     bus.subscribe(r)
-    bus.follow(newSessionId(user))
+    bus.follow(newSessionId(testTag(user)))
     await until('subscribed', async () => await shardSubscribers(from, channel) === 1 ? true : undefined)
     const slot = await adminOf(from).cluster('KEYSLOT', channel) as number
     const [fromId, toId] = [await nodeId(from), await nodeId(to)]
@@ -267,7 +268,7 @@ if (cluster !== undefined) {
     t.equal(await shardSubscribers(from, channel), 0, 'and no longer on the old one')
     const s = recorder()
     stale.subscribe(s)
-    stale.follow(newSessionId(user))
+    stale.follow(newSessionId(testTag(user)))
     await s.resynced(1).catch(() => {})
     await until('the stale client subscribed too', async () => await shardSubscribers(to, channel) === 2 ? true : undefined)
     const after = revocationOf(user)
@@ -287,7 +288,7 @@ if (cluster !== undefined) {
     bus.subscribe(r)
     server?.pause()
     t.teardown(() => server?.resume())
-    bus.follow(newSessionId('paused'))
+    bus.follow(newSessionId(testTag('paused')))
     await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
     t.match(log.lines.find((line) => line.level === 40)?.err, { message: /no answer to SSUBSCRIBE within 500 ms/ })
     server?.resume()
@@ -303,7 +304,7 @@ if (cluster !== undefined) {
     const bus = busOn(t, c, log, 'lazy:')
     const r = recorder()
     bus.subscribe(r)
-    bus.follow(newSessionId('lazy'))
+    bus.follow(newSessionId(testTag('lazy')))
     await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
     await sleep(400) // a retry or two while the client is not connected
     t.equal(r.resyncs, 0)

@@ -98,12 +98,12 @@ if (server !== undefined) {
     const r = recorder()
     bus.subscribe(r)
     await until('subscribed', async () => await numsub('big:revoked') === 1 ? true : undefined)
-    const large = { ...revocationOf('alice', 400), except: [revocationOf('alice').ids[0] as string] }
+    const large = { ...revocationOf('alice', 400), userId: 'alice', except: [revocationOf('alice').ids[0] as string] }
     await bus.publish(large)
     t.same(await r.next(), { ids: [], userId: 'alice', except: large.except, reason: 'delete', at: large.at })
     const small = new RedisBus({ client: client(t), prefix: 'big:', log: bufferLog().logger, maxBytes: 200 })
     t.teardown(() => small.close())
-    await small.publish(revocationOf('bob', 10))
+    await small.publish({ ...revocationOf('bob', 10), userId: 'bob' })
     t.same((await r.next()).ids, [], 'maxBytes is an option')
   })
 

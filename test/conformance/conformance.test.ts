@@ -35,7 +35,7 @@ t.test('redis store', async (t) => {
       const keys = await client.keys(prefix(name) + '*')
       const parts = await Promise.all(keys.map(async (key) => {
         const type = await client.type(key)
-        const value = type === 'hash' ? await client.hgetall(key) : await client.zrange(key, 0, -1, 'WITHSCORES')
+        const value = type === 'hash' ? await client.hgetall(key) : type === 'zset' ? await client.zrange(key, 0, -1, 'WITHSCORES') : await client.get(key)
         return key + ' ' + JSON.stringify(value)
       }))
       return parts.join('\n')

@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { isSessionId, newSecret, newSessionId, normalizeUserId, ownerKeyOf, parseToken, userKey } from '../../lib/crypto/ids.js'
+import { isLegacyId, isSessionId, newOwnerKey, newSecret, newSessionId, normalizeUserId, parseToken, tagOf, userTag } from '../../lib/crypto/ids.js'
 
 // User ids come from the app, but often from the network first (a login form, an OAuth
-// subject). Whatever they hold, a user id is refused with a typed error or maps to exactly one
-// user key, which the Redis store decodes back into the user id: the mapping must round-trip.
+// subject). Whatever they hold, a user id is refused with a typed error or maps to one tag, of
+// one shape, that a session id carries and a token splits back out.
 
 const userIds = fc.oneof(
   fc.string({ maxLength: 40 }),
@@ -17,7 +17,8 @@ const userIds = fc.oneof(
   fc.constantFrom(null, undefined, true, {}, [], 2 ** 53)
 )
 
-t.test('property: a user id is refused with a typed error or round-trips through its key and the session id', async (t) => {
+t.test('property: a user id is refused with a typed error or gives a tag the session id carries', async (t) => {
+  const ownerKey = newOwnerKey()
   let accepted = 0
   let refused = 0
   fc.assert(fc.property(userIds, (raw) => {
@@ -31,11 +32,11 @@ t.test('property: a user id is refused with a typed error or round-trips through
     }
     accepted++
     if (id !== (typeof raw === 'number' ? String(raw) : raw)) throw new Error('normalizeUserId changed the id')
-    const key = userKey(id)
-    if (!/^[A-Za-z0-9_-]+$/.test(key)) throw new Error(`user key ${key} holds characters outside base64url`)
-    if (Buffer.from(key, 'base64url').toString('utf8') !== id) throw new Error('the user key does not decode back into the user id')
-    const sessionId = newSessionId(id)
-    if (!isSessionId(sessionId) || ownerKeyOf(sessionId) !== key) throw new Error('the session id does not carry the user key')
+    const tag = userTag(ownerKey, id)
+    if (!/^[A-Za-z0-9_-]{22}$/.test(tag)) throw new Error(`tag ${tag} is not 22 base64url characters`)
+    if (tag !== userTag(ownerKey, id)) throw new Error('the tag is not the same twice')
+    const sessionId = newSessionId(tag)
+    if (!isSessionId(sessionId) || tagOf(sessionId) !== tag || isLegacyId(sessionId, id)) throw new Error('the session id does not carry the tag')
     const secret = newSecret()
     const token = parseToken(`${sessionId}.${secret}`)
     if (token?.id !== sessionId || token.secret !== secret) throw new Error('the token does not split back into id and secret')
@@ -44,7 +45,8 @@ t.test('property: a user id is refused with a typed error or round-trips through
 })
 
 t.test('property: isSessionId accepts exactly the shapes newSessionId makes', async (t) => {
-  const shaped = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{22}$/), fc.stringMatching(/^[A-Za-z0-9_-]{1,8}\.[A-Za-z0-9_-]{22}$/))
+  const shaped = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{22}$/), fc.stringMatching(/^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}$/),
+    fc.stringMatching(/^[A-Za-z0-9_-]{1,30}\.[A-Za-z0-9_-]{22}$/))
   const near = fc.oneof(
     fc.string({ maxLength: 400 }),
     fc.string({ unit: 'binary', maxLength: 60 }),
@@ -60,8 +62,9 @@ t.test('property: isSessionId accepts exactly the shapes newSessionId makes', as
     const dot = s.indexOf('.')
     const random = dot === -1 ? s : s.slice(dot + 1)
     if (!/^[A-Za-z0-9_-]{22}$/.test(random)) throw new Error(`accepted ${JSON.stringify(s)}`)
-    if (dot !== -1 && !/^[A-Za-z0-9_-]{1,344}$/.test(s.slice(0, dot))) throw new Error(`accepted ${JSON.stringify(s)}`)
+    if (dot !== -1 && !/^[A-Za-z0-9_-]{22}$/.test(s.slice(0, dot))) throw new Error(`accepted ${JSON.stringify(s)}`)
   }), { numRuns: 5000 })
   t.ok(accepted > 0, `${accepted} generated ids had the shape and were accepted`)
   t.ok(isSessionId(newSessionId(undefined)), 'an anonymous id')
+  t.notOk(isSessionId('YWxpY2UubGlkZGVsbEBleGFtcGxlLmNvbQ.' + newSessionId(undefined)), 'an id of the format before 0.2, user id in clear, of another length than a tag')
 })

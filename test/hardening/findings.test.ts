@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { knownStores } from '../../lib/index.js'
 import { newSessionId } from '../../lib/crypto/ids.js'
+import { newIdFor } from '../helpers/ids.js'
 import { ExpressStoreAdapter } from '../../lib/stores/express.js'
 import { buildApp, cookieOf, storeNamed } from '../helpers/app.js'
 import { redisServer } from '../helpers/redis.js'
@@ -62,7 +63,7 @@ t.test('finding 3: on Redis, a data key holding a lone surrogate reads back as w
 t.test('finding 4: a connect-style store\'s envelope of the wrong shape is refused, field by field', async (t) => {
   const store = new session.MemoryStore() as session.MemoryStore & { sessions: Record<string, string> }
   const adapter = new ExpressStoreAdapter({ store }, { clock: Date.now, maxSessionsPerUser: 10 })
-  const id = newSessionId('alice')
+  const id = await newIdFor(adapter, 'alice')
   const envelope = (fus: Record<string, unknown>): string => JSON.stringify({
     cookie: { expires: new Date(Date.now() + 86_400_000).toISOString(), originalMaxAge: 86_400_000 },
     fus: { h: 'hash', u: 'alice', d: {}, c: 1, l: 1, e: Date.now() + 60_000, a: null, i: null, g: null, ...fus }
@@ -74,4 +75,7 @@ t.test('finding 4: a connect-style store\'s envelope of the wrong shape is refus
     // Before the fix only h and e were checked; the rest came back as they were.
     t.equal(await adapter.get(id), undefined, name)
   }
+  const legacy = Buffer.from('alice').toString('base64url') + '.' + newSessionId(undefined)
+  store.sessions[legacy] = envelope({})
+  t.equal(await adapter.get(legacy), undefined, 'a session of the format before 0.2 (the user id in clear in its id) is unknown')
 })

@@ -2,6 +2,7 @@ import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BusSubscriber, Revocation } from '../../lib/bus/bus.js'
 import { newSessionId } from '../../lib/crypto/ids.js'
+import { testTag } from './ids.js'
 
 // What the bus tests share: a real pino logger whose lines are kept, and a subscriber that
 // records what it hears and lets a test wait for the next message or resync.
@@ -70,7 +71,8 @@ export function recorder (): Recorder {
 
 /** A revocation of `count` sessions of `userId` (or of one anonymous session). */
 export function revocationOf (userId: string | undefined, count = 1): Revocation {
-  return { ids: Array.from({ length: count }, () => newSessionId(userId)), reason: 'delete', at: Date.now() }
+  const tag = userId === undefined ? undefined : testTag(userId)
+  return { ids: Array.from({ length: count }, () => newSessionId(tag)), reason: 'delete', at: Date.now() }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

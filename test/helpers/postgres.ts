@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { createPostgresTable, type PostgresStoreOptions, type StoreContext, type StoredSession } from '../../lib/index.js'
 import { hashSecret, newSecret, newSessionId } from '../../lib/crypto/ids.js'
+import { TEST_OWNER_KEY, testTag } from './ids.js'
 
 // The PostgreSQL tests run against a real server: PG_URL or DATABASE_URL, else the local
 // default. Each test file works in its own schema, created here and dropped at teardown.
@@ -51,6 +52,7 @@ export async function testDatabase (t: Tap): Promise<TestDatabase> {
   let tables = 0
   await pool.query(`CREATE SCHEMA "${schema}"`)
   await createPostgresTable(pool, { schema })
+  await seedOwnerKey(pool, `"${schema}"."fastify_sessions"`)
   t.teardown(async () => {
     await pool.query(`DROP SCHEMA "${schema}" CASCADE`)
     await pool.end()
@@ -64,6 +66,7 @@ export async function testDatabase (t: Tap): Promise<TestDatabase> {
     table: async () => {
       const table = `t${++tables}`
       await createPostgresTable(pool, { schema, table })
+      await seedOwnerKey(pool, `"${schema}"."${table}"`)
       return { table, sql: sqlOn(table) }
     }
   }
@@ -74,6 +77,12 @@ export async function testDatabase (t: Tap): Promise<TestDatabase> {
   }
 }
 
+/** Makes TEST_OWNER_KEY the table's owner key (its reserved row), so that `newStored` can tag ids at once. */
+async function seedOwnerKey (pool: pg.Pool, table: string): Promise<void> {
+  await pool.query(`INSERT INTO ${table} (id, secret_hash, created_at, last_seen_at, expires_at) VALUES ('owner-key', $1, 0, 0, 9223372036854775807)`,
+    [TEST_OWNER_KEY.toString('base64url')])
+}
+
 export function testContext (clock: () => number, maxSessionsPerUser = 100, log?: object): StoreContext {
   const silent = { debug () {}, info () {}, warn () {}, error () {}, trace () {}, fatal () {}, child () { return silent }, level: 'silent' }
   return { clock, log: (log ?? silent) as StoreContext['log'], maxSessionsPerUser }
@@ -82,7 +91,7 @@ export function testContext (clock: () => number, maxSessionsPerUser = 100, log?
 /** A session record as the plugin would insert it, for direct store tests. */
 export function newStored (userId: string | undefined, now: number, overrides: Partial<StoredSession> = {}): StoredSession {
   return {
-    id: newSessionId(userId),
+    id: newSessionId(userId === undefined ? undefined : testTag(userId)),
     secretHash: hashSecret(newSecret()),
     userId,
     data: {},

@@ -40,15 +40,15 @@ t.test('session-file-store: files in a directory; no all(), so no per-user opera
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const open = (): ExpressStoreLike => new FileStore({ path: dir, retries: 0, reapInterval: -1, logFn: () => {} })
   const cookie = await throughRestart(t, open, 'alice')
-  t.equal(readdirSync(dir).length, 1, 'one file: the anonymous session was never written, the login one is')
+  t.equal(readdirSync(dir).length, 2, 'two files: the anonymous session was never written, the login one and the owner key are')
 
   const app = await buildApp({ store: 'express', storeOptions: { store: open() } })
   t.teardown(() => app.close())
   await t.rejects(app.sessions.getAll('alice'), { code: 'FST_SESSION_STORE_UNSUPPORTED', statusCode: 501 })
   t.equal((await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })).statusCode, 200)
   t.match((await app.inject({ url: '/me', headers: { cookie } })).json(), { userId: null }, 'logged out')
-  t.same(readdirSync(dir), [], 'the file is gone')
-  t.equal(await app.sessions.delete('dQ.' + 'A'.repeat(22)), false, 'deleting a session without a file: ENOENT, none')
+  t.same(readdirSync(dir), ['fastify-user-sessions-owner-key.json'], 'the file is gone; the owner key stays')
+  t.equal(await app.sessions.delete('B'.repeat(22) + '.' + 'A'.repeat(22)), false, 'deleting a session without a file: ENOENT, none')
 })
 
 t.test('session-file-store with its default retries: a missing session is still "none"', async (t) => {

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { runConformance } from '../../lib/conformance/index.js'
 import { ExpressStoreAdapter, expressStore, fromExpressStore, type ExpressStoreLike } from '../../lib/stores/express.js'
 import { buildApp, cookieOf, testClock } from '../helpers/app.js'
+import { newIdFor } from '../helpers/ids.js'
 import { PG_URL } from '../helpers/postgres.js'
 import { redisServer } from '../helpers/redis.js'
 
@@ -129,24 +130,30 @@ t.test('a connect store that hangs or throws gives the typed 503, bounded by the
 t.test('stored sessions of foreign shape, or without an id, are ignored; listing of an empty store', async (t) => {
   const clock = testClock()
   const fus = { h: 'h', u: 'u', c: 1, l: 1, e: clock.now() + 60_000, a: null, i: null, g: null }
-  const id = 'dQ.' + 'A'.repeat(22)
-  const listed: unknown[] = [{ id: 'x', cookie: {} }, { cookie: {}, fus }, null,
-    { id, fus: { ...fus, d: [] } }, { id, fus: { ...fus, d: null } }, { id, fus: { ...fus, d: 'x' } }, { id, fus: { ...fus, a: 'x' } },
-    { id, fus: { ...fus, u: 'v' } }, { id, fus: { ...fus, u: null } }, { id, fus: { ...fus, c: -1 } }, { id, fus: { ...fus, d: {}, o: 5 } }]
+  const listed: unknown[] = []
+  let ownerKey: unknown
   const adapter = new ExpressStoreAdapter({
     store: {
-      get: (_sid, cb) => cb(null, { cookie: {}, foreign: true }),
-      set: (_sid, _s, cb) => cb?.(),
+      get: (sid, cb) => cb(null, sid === 'fastify-user-sessions-owner-key' ? ownerKey : { cookie: {}, foreign: true }),
+      set: (sid, s, cb) => { if (sid === 'fastify-user-sessions-owner-key') ownerKey = s; cb?.() },
       destroy: (_sid, cb) => cb?.(),
       all: (cb) => cb(null, listed)
     }
   }, { clock: clock.now, maxSessionsPerUser: 100 })
+  const id = await newIdFor(adapter, 'u')
+  listed.push({ id: 'x', cookie: {} }, { cookie: {}, fus }, null,
+    { id, fus: { ...fus, d: [] } }, { id, fus: { ...fus, d: null } }, { id, fus: { ...fus, d: 'x' } }, { id, fus: { ...fus, a: 'x' } },
+    { id, fus: { ...fus, u: 'v' } }, { id, fus: { ...fus, u: null } }, { id, fus: { ...fus, c: -1 } }, { id, fus: { ...fus, d: {}, o: 5 } },
+    { id: 'dQ.' + 'A'.repeat(22), fus: { ...fus, d: {} } }, ownerKey)
   t.equal(await adapter.get('A'.repeat(22)), undefined)
   t.same(await adapter.getAll('u'), [], 'none of the listed objects is a session of ours')
   listed.push({ id, fus: { ...fus, d: { ok: true }, a: 5 } }, { id, fus: { ...fus, d: {}, o: 's.t60' } })
   t.match(await adapter.getAll('u'), [{ id, userId: 'u', data: { ok: true }, authenticatedAt: 5, policy: undefined },
     { id, policy: 's.t60' }], 'the well-formed ones are, with their settings')
-  const empty = fromExpressStore({ get: (_s, cb) => cb(null, null), set: (_s, _v, cb) => cb?.(), destroy: (_s, cb) => cb?.(), all: (cb) => cb(null, undefined) })
+  const nothing = fromExpressStore({ get: (_s, cb) => cb(null, null), set: (_s, _v, cb) => cb?.(), destroy: (_s, cb) => cb?.(), all: (cb) => cb(null, undefined) })
+  await t.rejects(nothing.getAll('u'), /the connect store does not keep the owner key/, 'a store that keeps nothing cannot keep the owner key')
+  const kept = new Map<string, unknown>()
+  const empty = fromExpressStore({ get: (s, cb) => cb(null, kept.get(s)), set: (s, v, cb) => { kept.set(s, v); cb?.() }, destroy: (_s, cb) => cb?.(), all: (cb) => cb(null, undefined) })
   t.same(await empty.getAll('u'), [])
   t.equal(await empty.deleteAll('u', []), 0)
 })

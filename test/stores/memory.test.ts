@@ -1,13 +1,14 @@
 import t from 'tap'
 import { MemoryStore, type StoredSession } from '../../lib/index.js'
 import { hashSecret, newSecret, newSessionId } from '../../lib/crypto/ids.js'
+import { testTag } from '../helpers/ids.js'
 import { buildApp, cookieOf, logSink, testClock } from '../helpers/app.js'
 import pino from 'pino'
 
 function record (clock: () => number, userId?: string, overrides: Partial<StoredSession> = {}): StoredSession {
   const now = clock()
   return {
-    id: newSessionId(userId),
+    id: newSessionId(userId === undefined ? undefined : testTag(userId)),
     secretHash: hashSecret(newSecret()),
     userId,
     data: { n: 1 },

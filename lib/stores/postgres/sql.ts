@@ -150,7 +150,17 @@ export interface Statements {
   getAll: string
   deleteAll: string
   cleanup: string
+  /** Inserts the owner key's row unless there is one; returns the key the row holds (one row, whoever inserted it). */
+  ownerKey: string
 }
+
+/**
+ * The row that keeps the store's owner key (see SessionStore.ownerKey) in `secret_hash`: its id
+ * is not the shape of a session id, it belongs to no user and never expires, so no statement
+ * of the sessions ever reads, lists or deletes it. No table to create: it comes on first use.
+ */
+export const OWNER_KEY_ID = 'owner-key'
+const NEVER = '9223372036854775807'
 
 export function statements (q: string): Statements {
   const insert = `INSERT INTO ${q} AS s (id, secret_hash, user_id, data, created_at, last_seen_at, expires_at, authenticated_at, ip, user_agent, policy, dbsc)
@@ -190,6 +200,10 @@ WHERE id = $1 AND expires_at > $7 AND dbsc IS NOT DISTINCT FROM $9`,
     deleteAll: `WITH d AS (DELETE FROM ${q} WHERE user_id = $1 AND id <> ALL($2::text[]) RETURNING id, expires_at)
 SELECT coalesce(array_agg(id) FILTER (WHERE expires_at > $3), '{}') AS deleted FROM d`,
     // SKIP LOCKED: instances cleaning at the same time take different rows.
-    cleanup: `DELETE FROM ${q} WHERE id IN (SELECT id FROM ${q} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+    cleanup: `DELETE FROM ${q} WHERE id IN (SELECT id FROM ${q} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    // DO UPDATE (of nothing that changes) rather than DO NOTHING: the row comes back either way,
+    // and an instance inserting at the same time waits for the other's and returns its key.
+    ownerKey: `INSERT INTO ${q} (id, secret_hash, created_at, last_seen_at, expires_at)
+  VALUES ('${OWNER_KEY_ID}', $1, 0, 0, ${NEVER}) ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at RETURNING secret_hash`
   }
 }

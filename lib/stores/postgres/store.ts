@@ -5,7 +5,8 @@ import { announce } from '../../bus/announce.js'
 import { PostgresBus, postgresChannel } from '../../bus/postgres.js'
 import { DEFAULT_TIMEOUT_MS, fail, knownKeys, nonNegativeInteger, nonEmptyString, optionsObject, positiveInteger } from '../../util/check.js'
 import { FST_SESSION_STORE_TABLE_INVALID, FST_SESSION_STORE_UNAVAILABLE, FST_SESSION_USER_ID_INVALID } from '../../errors.js'
-import { isSessionId, ownerKeyOf, userKey } from '../../crypto/ids.js'
+import { isLegacyId, isSessionId, newOwnerKey, tagOf, userTag } from '../../crypto/ids.js'
+import { OwnerKey } from '../../crypto/owner-key.js'
 import { statements, TABLE_COLUMNS, tableNames, toJson, toStored, UNSTORABLE_TEXT, type Row, type Statements } from './sql.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
 
@@ -95,6 +96,7 @@ export class PostgresStore implements SessionStore {
   readonly #maxPerUser: number
   readonly #timer: NodeJS.Timeout | undefined
   readonly #channel: string
+  readonly #ownerKey = new OwnerKey(async () => await this.#readOwnerKey())
   #bus: PostgresBus | undefined
   #cleaning = false
   #closed = false
@@ -220,18 +222,33 @@ export class PostgresStore implements SessionStore {
       throw new FST_SESSION_STORE_TABLE_INVALID(this.#table, `lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, ` +
         'which this version uses: run createPostgresTable(pool) again (it adds them), or the ALTER TABLE lines of postgresTableSql() in a migration')
     }
+    // The owner key now, rather than in the first login's request; failing, that request reads it.
+    await this.#ownerKey.get().catch(() => {})
+  }
+
+  /** The owner key's row (see sql.ts), inserted by the first instance to ask, read by all. */
+  async #readOwnerKey (): Promise<Uint8Array> {
+    const { rows } = await this.#query(this.#sql.ownerKey, [newOwnerKey().toString('base64url')])
+    return Buffer.from((rows[0] as { secret_hash: string }).secret_hash, 'base64url')
+  }
+
+  /** Read (or created) once, then held. */
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#ownerKey.loaded ?? await this.#ownerKey.get()
   }
 
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
     const { rows } = await this.#query(this.#sql.get, [id, this.#clock()])
-    return rows.length === 0 ? undefined : toStored(rows[0] as Row)
+    const row = rows[0] as Row | undefined
+    // A user's session written before 0.2 (its id carries the user id in clear): unknown now.
+    return row === undefined || (row.user_id !== null && isLegacyId(id, row.user_id)) ? undefined : toStored(row)
   }
 
   async insert (session: StoredSession): Promise<boolean> {
     const { id, userId } = session
-    if (!isSessionId(id) || ownerKeyOf(id) !== (userId === undefined ? undefined : userKey(userId))) {
-      throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the key of its user')
+    if (!isSessionId(id) || tagOf(id) !== (userId === undefined ? undefined : userTag(await this.ownerKey(), userId))) {
+      throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the tag of its user')
     }
     if (userId !== undefined && UNSTORABLE_TEXT.test(userId)) {
       throw new FST_SESSION_USER_ID_INVALID('PostgreSQL cannot store U+0000 or an unpaired surrogate')

@@ -1,12 +1,12 @@
 import { script } from '../../redis/script.js'
 
 // The Redis store's Lua scripts. Each runs atomically, so a session and its user's index
-// always change together. Every key a script touches shares one hash tag, `{<userKey>}`
+// always change together. Every key a script touches shares one hash tag, `{<tag>}`
 // (or `{<anonymous id>}`): the session key and the index come in KEYS, the keys of the
 // user's other sessions are built from `base` (the session-key prefix of that same tag),
 // which keeps every script on one slot of a Redis Cluster.
 //
-// A session is a hash: h secretHash, c createdAt, l lastSeenAt, e expiresAt,
+// A session is a hash: h secretHash, u userId (a user's session), c createdAt, l lastSeenAt, e expiresAt,
 // a authenticatedAt, i ip, g userAgent, o policy, b dbsc, and one field `d:<key>` per data key holding its
 // serialized value. The index is a sorted set of the user's session suffixes scored by
 // expiresAt; it expires with the user's last session, and every write that changes it prunes

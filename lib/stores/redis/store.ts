@@ -4,14 +4,17 @@ import { announce } from '../../bus/announce.js'
 import { RedisBus } from '../../bus/redis.js'
 import { fail, redisOptions } from '../../util/check.js'
 import { FST_SESSION_USER_ID_INVALID } from '../../errors.js'
-import { isSessionId, ownerKeyOf, userIdOf, userKey } from '../../crypto/ids.js'
+import { isSessionId, tagOf, userTag } from '../../crypto/ids.js'
+import type { OwnerKey } from '../../crypto/owner-key.js'
+import { redisOwnerKey } from '../../redis/owner-key.js'
 import { parseValue } from '../../util/json.js'
 import { RedisConnection } from '../../redis/connection.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './scripts.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
 
-// The Redis store. Every key of one user carries the hash tag `{<userKey>}`, so all of a
+// The Redis store. Every key of one user carries the hash tag `{<tag>}` (the user's tag under
+// the store's owner key, `<prefix>owner-key`: see lib/crypto/ids.ts), so all of a
 // user's sessions and their index live on one slot and change together in one Lua script,
 // on a single Redis as on a Cluster. A read is one HGETALL; a write is one EVALSHA. See
 // scripts.ts for the layout.
@@ -77,6 +80,7 @@ export class RedisStore implements SessionStore {
   readonly #log: FastifyBaseLogger
   readonly #maxPerUser: number
   readonly #timeout: number
+  readonly #ownerKey: OwnerKey
   #bus: RedisBus | undefined
 
   constructor (options: RedisStoreOptions, context: StoreContext) {
@@ -94,6 +98,16 @@ export class RedisStore implements SessionStore {
     this.#base = (typeof clientPrefix === 'string' ? clientPrefix : '') + this.#prefix
     this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
     this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
+    this.#ownerKey = redisOwnerKey(this.#redis, this.#prefix)
+  }
+
+  /** Read (or created) once, then held. */
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#ownerKey.loaded ?? await this.#ownerKey.get()
+  }
+
+  async #tag (userId: string): Promise<string> {
+    return userTag(this.#ownerKey.loaded ?? await this.#ownerKey.get(), userId)
   }
 
   /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
@@ -103,6 +117,7 @@ export class RedisStore implements SessionStore {
 
   /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
   get bus (): RedisBus {
+    // Every revocation the store announces lists its ids, whose tag routes it: no `tag` needed.
     this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
     return this.#bus
   }
@@ -124,7 +139,8 @@ export class RedisStore implements SessionStore {
   }
 
   #toStored (id: string, userId: string | undefined, fields: Record<string, string>, now: number): StoredSession | undefined {
-    if (fields.e === undefined) return undefined
+    // A user's session written before 0.2 has no `u`: its id carries the user id in clear; unknown now.
+    if (fields.e === undefined || (userId === undefined && tagOf(id) !== undefined)) return undefined
     const expiresAt = Number(fields.e)
     if (!(expiresAt > now)) return undefined
     const data: Record<string, unknown> = {}
@@ -152,24 +168,25 @@ export class RedisStore implements SessionStore {
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
     const fields = await this.#redis.call(() => this.#redis.send('hgetall', [this.#keys(id).key])) as Record<string, string>
-    return this.#toStored(id, userIdOf(id), fields, this.#clock())
+    return this.#toStored(id, fields.u, fields, this.#clock())
   }
 
   async insert (session: StoredSession): Promise<boolean> {
     const { id, userId } = session
-    if (!isSessionId(id) || ownerKeyOf(id) !== (userId === undefined ? undefined : userKey(userId))) {
-      throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the key of its user')
+    if (!isSessionId(id) || tagOf(id) !== (userId === undefined ? undefined : await this.#tag(userId))) {
+      throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the tag of its user')
     }
     const keys = this.#keys(id)
     const fields: Array<string | number> = ['h', session.secretHash, 'c', session.createdAt,
       'l', session.lastSeenAt, 'e', session.expiresAt]
+    if (userId !== undefined) fields.push('u', userId)
     if (session.authenticatedAt !== undefined) fields.push('a', session.authenticatedAt)
     if (session.ip !== undefined) fields.push('i', session.ip)
     if (session.userAgent !== undefined) fields.push('g', session.userAgent)
     if (session.policy !== undefined) fields.push('o', session.policy)
     if (session.dbsc !== undefined) fields.push('b', session.dbsc)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
-    const base = keys.index === undefined ? '' : this.#userBase(ownerKeyOf(id) as string)
+    const base = keys.index === undefined ? '' : this.#userBase(tagOf(id) as string)
     const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]
     // Only a bound session can evict others: an anonymous insert is a plain data write.
     const evicted = (keys.index === undefined
@@ -178,15 +195,14 @@ export class RedisStore implements SessionStore {
     if (evicted === -1) return false
     if (evicted.length > 0) {
       this.#log.debug({ evicted: evicted.length }, 'redis session store: a user at the cap lost their least recently used sessions')
-      this.#announce(userId as string, evicted, 'evicted')
+      this.#announce(userId as string, tagOf(id) as string, evicted, 'evicted')
     }
     return true
   }
 
   /** Tells every instance that sessions of `userId` (by their members) ended. */
-  #announce (userId: string, members: string[], reason: 'evicted' | 'deleteAll', except?: readonly string[]): void {
-    const owner = userKey(userId)
-    announce(this.bus, this.#log, { ids: members.map((m) => owner + '.' + m), userId, except, reason, at: this.#clock() })
+  #announce (userId: string, tag: string, members: string[], reason: 'evicted' | 'deleteAll', except?: readonly string[]): void {
+    announce(this.bus, this.#log, { ids: members.map((m) => tag + '.' + m), userId, except, reason, at: this.#clock() })
   }
 
   async patch (id: string, patch: SessionPatch): Promise<boolean> {
@@ -208,7 +224,7 @@ export class RedisStore implements SessionStore {
   }
 
   async getAll (userId: string): Promise<StoredSession[]> {
-    const owner = userKey(userId)
+    const owner = await this.#tag(userId)
     const now = this.#clock()
     const reply = await this.#redis.run(GET_ALL, [`${this.#prefix}u:{${owner}}`], [now, this.#userBase(owner)]) as Array<string | string[]>
     const sessions: StoredSession[] = []
@@ -223,13 +239,13 @@ export class RedisStore implements SessionStore {
   }
 
   async deleteAll (userId: string, except: readonly string[]): Promise<number> {
-    const owner = userKey(userId)
+    const owner = await this.#tag(userId)
     const keep: string[] = []
     for (const id of except) {
-      if (ownerKeyOf(id) === owner) keep.push(id.slice(owner.length + 1))
+      if (tagOf(id) === owner) keep.push(id.slice(owner.length + 1))
     }
     const deleted = await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as string[]
-    if (deleted.length > 0) this.#announce(userId, deleted, 'deleteAll', except)
+    if (deleted.length > 0) this.#announce(userId, owner, deleted, 'deleteAll', except)
     return deleted.length
   }
 

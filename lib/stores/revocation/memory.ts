@@ -2,6 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { MemoryBus } from '../../bus/memory.js'
 import { knownKeys, positiveInteger } from '../../util/check.js'
 import { FST_SESSION_OPTION_INVALID } from '../../errors.js'
+import { createHmac } from 'node:crypto'
+import { newOwnerKey } from '../../crypto/ids.js'
 import { assertRevocation } from '../registry.js'
 import { RedisRevocation, type RedisRevocationOptions } from './redis.js'
 import type { RevocationStore, StoreContext } from '../store.js'
@@ -45,6 +47,7 @@ export class MemoryRevocation implements RevocationStore {
   #dropped = 0
   #lastWarning = -Infinity
   #bus: MemoryBus | undefined
+  readonly #ownerKey: Buffer
 
   constructor (options: MemoryRevocationOptions, context: StoreContext) {
     const o = options as unknown as Record<string, unknown>
@@ -54,6 +57,14 @@ export class MemoryRevocation implements RevocationStore {
     this.#clock = context.clock
     this.#log = context.log
     this.#timer = setInterval(() => this.sweep(), sweepInterval).unref()
+    // Sealed sessions outlive a restart, which this store does not: its owner key comes from the
+    // oldest of the plugin's secrets, the same in every process and after a restart.
+    const oldest = context.secrets?.at(-1)
+    this.#ownerKey = oldest === undefined ? newOwnerKey() : createHmac('sha256', oldest).update('fastify-user-sessions owner key').digest()
+  }
+
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#ownerKey
   }
 
   #user (userId: string, now: number): UserEntry | undefined {

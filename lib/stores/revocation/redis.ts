@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from 'ioredis'
 import { RedisBus } from '../../bus/redis.js'
 import { redisOptions } from '../../util/check.js'
-import { ownerKeyOf, userKey } from '../../crypto/ids.js'
+import { tagOf, userTag } from '../../crypto/ids.js'
+import type { OwnerKey } from '../../crypto/owner-key.js'
+import { redisOwnerKey } from '../../redis/owner-key.js'
 import { RedisConnection } from '../../redis/connection.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { script } from '../../redis/script.js'
@@ -11,9 +13,12 @@ import type { RevocationStore, StoreContext } from '../store.js'
 // check of a user's session reads its two keys in one script on one slot, on a single Redis
 // as on a Cluster:
 //
-//   <prefix>rg:{<userKey>}           hash: g = generation, k:<id> = 1 for each id kept; PEXPIREAT
-//   <prefix>rd:{<userKey>}.<random>  a revoked session id of that user; PXAT its absolute deadline
-//   <prefix>rd:{<id>}                a revoked anonymous session id
+//   <prefix>rg:{<tag>}           hash: g = generation, k:<id> = 1 for each id kept; PEXPIREAT
+//   <prefix>rd:{<tag>}.<random>  a revoked session id of that user; PXAT its absolute deadline
+//   <prefix>rd:{<id>}            a revoked anonymous session id
+//   <prefix>owner-key            the owner key the ids are tagged with (lib/redis/owner-key.ts)
+//
+// `<tag>` is the user's tag under the owner key, as a user's session id starts with it.
 //
 // One round trip per request that carries a cookie: EVALSHA for a user's session, EXISTS for
 // an anonymous one. Calls go through the Redis store's RedisConnection: bounded in time, failing
@@ -59,6 +64,7 @@ export class RedisRevocation implements RevocationStore {
   readonly #clock: () => number
   readonly #timeout: number
   readonly #log: StoreContext['log']
+  readonly #ownerKey: OwnerKey
   #bus: RedisBus | undefined
 
   constructor (options: RedisRevocationOptions, context: StoreContext) {
@@ -69,32 +75,44 @@ export class RedisRevocation implements RevocationStore {
     this.#log = context.log
     this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
     this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
+    this.#ownerKey = redisOwnerKey(this.#redis, this.#prefix)
+  }
+
+  /** Read (or created) once, then held. */
+  async ownerKey (): Promise<Uint8Array> {
+    return this.#ownerKey.loaded ?? await this.#ownerKey.get()
+  }
+
+  async #tag (userId: string): Promise<string> {
+    return userTag(this.#ownerKey.loaded ?? await this.#ownerKey.get(), userId)
   }
 
   /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
   get bus (): RedisBus {
-    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log })
+    this.#bus ??= new RedisBus({ client: this.#redis.client, prefix: this.#prefix, timeout: this.#timeout, log: this.#log, tag: async (userId) => await this.#tag(userId) })
     return this.#bus
   }
 
-  #userKey (userId: string): string {
-    return `${this.#prefix}rg:{${userKey(userId)}}`
+  #userKey (tag: string): string {
+    return `${this.#prefix}rg:{${tag}}`
   }
 
   #denyKey (id: string): string {
-    const owner = ownerKeyOf(id)
-    return owner === undefined ? `${this.#prefix}rd:{${id}}` : `${this.#prefix}rd:{${owner}}${id.slice(owner.length)}`
+    const tag = tagOf(id)
+    return tag === undefined ? `${this.#prefix}rd:{${id}}` : `${this.#prefix}rd:{${tag}}${id.slice(tag.length)}`
   }
 
   async isRevoked (id: string, userId: string | undefined, generation: number): Promise<boolean> {
     const redis = this.#redis
     if (userId === undefined) return await redis.call(() => redis.client.exists(this.#denyKey(id))) === 1
-    return await redis.run(IS_REVOKED, [this.#userKey(userId), this.#denyKey(id)], ['k:' + id, generation]) === 1
+    // The id of a user's session carries the user's tag (the plugin checked it): no hash to compute.
+    return await redis.run(IS_REVOKED, [this.#userKey(tagOf(id) as string), this.#denyKey(id)], ['k:' + id, generation]) === 1
   }
 
   async generation (userId: string): Promise<number> {
     const redis = this.#redis
-    const value = await redis.call(() => redis.client.hget(this.#userKey(userId), 'g'))
+    const key = this.#userKey(await this.#tag(userId))
+    const value = await redis.call(() => redis.client.hget(key, 'g'))
     return value === null ? 0 : Number(value)
   }
 
@@ -104,7 +122,7 @@ export class RedisRevocation implements RevocationStore {
   }
 
   async revokeAll (userId: string, except: readonly string[], until: number): Promise<void> {
-    await this.#revocations.run(REVOKE_ALL, [this.#userKey(userId)], [this.#clock(), until, ...except])
+    await this.#revocations.run(REVOKE_ALL, [this.#userKey(await this.#tag(userId))], [this.#clock(), until, ...except])
   }
 
   async close (): Promise<void> {

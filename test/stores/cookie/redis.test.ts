@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { RedisRevocation, userKey } from '../../../lib/index.js'
+import { RedisRevocation } from '../../../lib/index.js'
 import { buildApp, cookieOf, testClock } from '../../helpers/app.js'
 import { redisCluster, redisServer, until } from '../../helpers/redis.js'
 import { revocationFlows } from '../../helpers/revocation-flows.js'
@@ -36,13 +36,15 @@ t.test('against a single Redis', async (t) => {
     clock.tick(1000)
     await app.inject({ method: 'POST', url: '/logout-others', headers: { cookie: cookieOf(login) } })
     await app.inject({ method: 'POST', url: '/logout', headers: { cookie: cookieOf(login) } })
-    const tag = `{${userKey('alice')}}`
+    const tag = `{${id.split('.')[0] as string}}`
+    t.notMatch(tag, Buffer.from('alice').toString('base64url'), 'the tag is not the user id')
     const expected: Record<string, number> = {
       [`${p}rd:{${anonId}}`]: clock.now() - 2000 + 3_600_000,
       [`${p}rd:${tag}.${id.split('.')[1] as string}`]: clock.now() - 1000 + 3_600_000,
       [`${p}rg:${tag}`]: clock.now() + 3_600_000
     }
-    t.same((await client.keys(p + '*')).sort(), Object.keys(expected).sort())
+    t.same((await client.keys(p + '*')).sort(), [...Object.keys(expected), `${p}owner-key`].sort())
+    t.equal(Number(await client.call('PEXPIRETIME', `${p}owner-key`)), -1, 'the owner key never expires')
     for (const [key, at] of Object.entries(expected)) t.equal(Number(await client.call('PEXPIRETIME', key)), at, `${key}: at its deadline`)
     t.same(await client.hgetall(`${p}rg:${tag}`), { g: String(clock.now()), ['k:' + id]: '1' })
   })

@@ -206,7 +206,7 @@ t.test('round trips per request, counted on the pool', { skip }, async (t) => {
     return [...sent]
   }
   await app.ready()
-  t.same(sent, ['SELECT'], 'at ready(), once: the table checked')
+  t.same(sent, ['SELECT', 'INSERT'], 'at ready(), once: the table checked, the owner key read (or made)')
   t.same(await count('no session cookie', { url: '/' }), [])
   const anon = await app.inject({ method: 'POST', url: '/counter' })
   const anonCookie = cookieOf(anon) as string

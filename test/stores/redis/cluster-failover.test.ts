@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { Redis, type Cluster } from 'ioredis'
-import { userKey } from '../../../lib/index.js'
+import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
 import { clusterRoles, redisCluster, replicaCaughtUp, replicaInSync, until, type RedisClusterNodes } from '../../helpers/redis.js'
 
@@ -29,7 +29,7 @@ if (cluster !== undefined) {
   const userOn = async (port: number, name: string): Promise<string> => {
     const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
     for (let i = 0; ; i++) {
-      const slot = await client.cluster('KEYSLOT', userKey(`${name}-${i}`)) as number
+      const slot = await client.cluster('KEYSLOT', testTag(`${name}-${i}`)) as number
       if (ranges.some(([from, to, [, owner]]) => owner === port && slot >= from && slot <= to)) return `${name}-${i}`
     }
   }
@@ -75,6 +75,8 @@ if (cluster !== undefined) {
   }
 
   const appWith = async (t: Test, prefix: string, waitForReplicas?: number): Promise<Awaited<ReturnType<typeof buildApp>>> => {
+    // Users are picked by their tag under TEST_OWNER_KEY: the store reads it from there.
+    await seedRedisOwnerKey(client, prefix)
     const app = await buildApp({ store: 'redis', storeOptions: { client, prefix, timeout: TIMEOUT, ...(waitForReplicas === undefined ? {} : { waitForReplicas }) } })
     t.teardown(() => app.close())
     return app

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { Redis, type Cluster } from 'ioredis'
 import { runConformance } from '../../../lib/conformance/index.js'
-import { RedisStore, userKey, type StoredSession } from '../../../lib/index.js'
+import { RedisStore, type StoredSession } from '../../../lib/index.js'
+import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
 import { redisCluster, type RedisClusterNodes } from '../../helpers/redis.js'
@@ -46,11 +47,12 @@ if (cluster !== undefined) {
   t.test('a user\'s sessions are listed and deleted completely, wherever the slot lives', async (t) => {
     const prefix = `whole:${run}:`
     const first = cluster.nodes[0]?.port
+    await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
     const users: string[] = []
     const owners = new Set<number>()
     for (let i = 0; owners.size < 3; i++) {
-      const owner = await ownerOf(userKey('user-' + i))
+      const owner = await ownerOf(testTag('user-' + i))
       if (owners.has(owner)) continue
       owners.add(owner)
       users.push('user-' + i)
@@ -59,7 +61,7 @@ if (cluster !== undefined) {
     const now = Date.now()
     for (const userId of users) {
       const sessions: StoredSession[] = Array.from({ length: 300 }, () => ({
-        id: newSessionId(userId),
+        id: newSessionId(testTag(userId)),
         secretHash: hashSecret(newSecret()),
         userId,
         data: { userId },
@@ -73,8 +75,8 @@ if (cluster !== undefined) {
       t.same(await Promise.all(sessions.map((s) => store.insert(s))), sessions.map(() => true))
     }
     for (const userId of users) {
-      const owner = await ownerOf(userKey(userId))
-      const keys = await keysOnNodes(`${prefix}*{${userKey(userId)}}*`)
+      const owner = await ownerOf(testTag(userId))
+      const keys = await keysOnNodes(`${prefix}*{${testTag(userId)}}*`)
       t.equal(keys.get(owner)?.length, 301, `${userId}: 300 sessions and the index on the owner node only`)
       t.equal([...keys.values()].flat().length, 301)
       t.equal((await store.getAll(userId)).length, 300, `${userId} listed completely (owner ${owner === first ? 'is' : 'is not'} the first node)`)
@@ -85,9 +87,9 @@ if (cluster !== undefined) {
     t.same((await store.getAll(users[1] as string)).map((s) => s.id), [kept.id])
     t.same(await store.getAll(users[2] as string), [])
     t.equal((await store.getAll(users[0] as string)).length, 300, 'the other users keep theirs')
-    const left = await keysOnNodes(`${prefix}*{${userKey(users[2] as string)}}*`)
+    const left = await keysOnNodes(`${prefix}*{${testTag(users[2] as string)}}*`)
     t.same([...left.values()].flat(), [], 'nothing of the user is left on any node, index included')
-    t.equal([...(await keysOnNodes(`${prefix}*{${userKey(users[1] as string)}}*`)).values()].flat().length, 2)
+    t.equal([...(await keysOnNodes(`${prefix}*{${testTag(users[1] as string)}}*`)).values()].flat().length, 2)
   })
 
   t.test('the plugin on a cluster: anonymous session, login across slots, devices, logout everywhere', async (t) => {

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import pino from 'pino'
 import { RedisStore } from '../../../lib/index.js'
 import { newSessionId } from '../../../lib/crypto/ids.js'
+import { testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf, logSink } from '../../helpers/app.js'
 import { redisServer } from '../../helpers/redis.js'
 
@@ -98,7 +99,7 @@ if (server !== undefined) {
     const log = pino({ level: 'silent' })
     const context = { clock: Date.now, log, maxSessionsPerUser: 10 }
     const paused = new RedisStore({ url: server.url, timeout: TIMEOUT }, context)
-    t.equal(await paused.get(newSessionId('x')), undefined)
+    t.equal(await paused.get(newSessionId(testTag('x'))), undefined)
     server.pause()
     const closing = await timed(() => paused.close())
     server.resume()

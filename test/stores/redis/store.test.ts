@@ -3,9 +3,10 @@ import { once } from 'node:events'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import pino from 'pino'
-import { RedisStore, userKey, type RedisStoreOptions, type StoredSession } from '../../../lib/index.js'
+import { RedisStore, type RedisStoreOptions, type StoredSession } from '../../../lib/index.js'
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { logSink } from '../../helpers/app.js'
+import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { redisServer } from '../../helpers/redis.js'
 
 // The Redis store on its own: options, the clients it owns and those it does not, key prefixes,
@@ -16,7 +17,8 @@ const context = { clock: Date.now, log: pino({ level: 'silent' }), maxSessionsPe
 function record (userId?: string, overrides: Partial<StoredSession> = {}): StoredSession {
   const now = Date.now()
   return {
-    id: newSessionId(userId),
+    // The stores of this file are seeded with TEST_OWNER_KEY (seedRedisOwnerKey).
+    id: newSessionId(userId === undefined ? undefined : testTag(userId)),
     secretHash: hashSecret(newSecret()),
     userId,
     data: { n: 1 },
@@ -71,21 +73,24 @@ if (server !== undefined) {
 
   t.test('keys: one hash tag per user, the index expires with the last session, nothing is left after deleteAll', async (t) => {
     const prefix = `layout:${run}:`
+    await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
     const a = record('a.b*')
     const b = record('a.b*', { expiresAt: a.expiresAt + 5000 })
     const anon = record()
     for (const r of [a, b, anon]) t.equal(await store.insert(r), true)
-    const tag = userKey('a.b*')
+    const tag = testTag('a.b*')
     t.same((await client.keys(`${prefix}*`)).sort(), [
       `${prefix}s:{${anon.id}}`,
       `${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`,
       `${prefix}s:{${tag}}.${b.id.split('.')[1] as string}`,
-      `${prefix}u:{${tag}}`
+      `${prefix}u:{${tag}}`,
+      `${prefix}owner-key`
     ].sort())
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), b.expiresAt, 'the index lives as long as the latest session')
     t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt, 'PEXPIREAT the deadline')
     t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), { h: anon.secretHash, c: String(anon.createdAt), l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1' })
+    t.equal(await client.hget(`${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`, 'u'), 'a.b*', 'a user\'s session keeps its user id: the id does not say it')
     t.equal(await store.delete(b.id), true)
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), a.expiresAt, 'and shrinks with it')
     t.equal(await store.deleteAll('a.b*', []), 1)
@@ -96,18 +101,20 @@ if (server !== undefined) {
   t.test('a client keyPrefix is honoured, inside scripts too', async (t) => {
     const prefixed = new Redis(server.url, { keyPrefix: `kp:${run}:` })
     t.teardown(() => prefixed.quit())
+    await seedRedisOwnerKey(client, `kp:${run}:sess:`)
     const store = new RedisStore({ client: prefixed }, { ...context, maxSessionsPerUser: 2 })
     const sessions = [record('u'), record('u'), record('u')]
     for (const s of sessions) t.equal(await store.insert(s), true)
     t.equal((await store.getAll('u')).length, 2, 'the cap evicted through keys built in the script')
-    t.equal((await client.keys(`kp:${run}:sess:*`)).length, 3, 'two sessions and the index, under the client prefix')
+    t.equal((await client.keys(`kp:${run}:sess:*`)).length, 4, 'two sessions, the index and the owner key, under the client prefix')
     t.equal(await store.deleteAll('u', []), 2)
-    t.same(await client.keys(`kp:${run}:*`), [])
+    t.same(await client.keys(`kp:${run}:*`), [`kp:${run}:sess:owner-key`])
   })
 
   t.test('a lazyConnect client is connected on first use', async (t) => {
     const lazy = new Redis(server.url, { lazyConnect: true })
     t.teardown(() => lazy.quit())
+    await seedRedisOwnerKey(client, `lazy:${run}:`)
     const store = new RedisStore({ client: lazy, prefix: `lazy:${run}:` }, context)
     const r = record('lazy')
     const [inserted, again] = await Promise.all([store.insert(r), store.insert(r)])
@@ -116,6 +123,7 @@ if (server !== undefined) {
   })
 
   t.test('scripts are loaded again after SCRIPT FLUSH', async (t) => {
+    await seedRedisOwnerKey(client, `flush:${run}:`)
     const store = new RedisStore({ client, prefix: `flush:${run}:` }, context)
     const r = record('f')
     t.equal(await store.insert(r), true)
@@ -138,6 +146,7 @@ if (server !== undefined) {
   })
 
   t.test('sessions with many keys: insert, patch, unset and clear them all (Lua unpack holds only ~8,000 values)', async (t) => {
+    await seedRedisOwnerKey(client, `many:${run}:`)
     const store = new RedisStore({ client, prefix: `many:${run}:` }, context)
     const keys = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${i}`)
     const data = Object.fromEntries(keys(12_000, 'k').map((k, i) => [k, i]))
@@ -159,17 +168,19 @@ if (server !== undefined) {
 
   t.test('errors: unreadable data, a foreign key, a bad record; none carries the command\'s arguments', async (t) => {
     const prefix = `err:${run}:`
+    await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
     const r = record('e')
     await store.insert(r)
-    await client.hset(`${prefix}s:{${userKey('e')}}.${r.id.split('.')[1] as string}`, 'd:x', '{not json')
+    await client.hset(`${prefix}s:{${testTag('e')}}.${r.id.split('.')[1] as string}`, 'd:x', '{not json')
     await t.rejects(store.get(r.id), SyntaxError)
-    await client.set(`${prefix}u:{${userKey('w')}}`, 'a string')
+    await client.set(`${prefix}u:{${testTag('w')}}`, 'a string')
     const err = await store.insert(record('w')).catch((e: unknown) => e) as Error & { command?: unknown }
     t.match(err, { code: 'FST_SESSION_STORE_UNAVAILABLE', statusCode: 503, message: /WRONGTYPE/ })
     t.equal(err.command, undefined)
     t.equal(err.cause, undefined)
-    await t.rejects(store.insert(record('x', { id: newSessionId('y') })), { code: 'FST_SESSION_USER_ID_INVALID' })
+    await t.rejects(store.insert(record('x', { id: newSessionId(testTag('y')) })), { code: 'FST_SESSION_USER_ID_INVALID' })
+    await t.rejects(store.insert(record('x', { id: newSessionId(undefined) })), { code: 'FST_SESSION_USER_ID_INVALID' }, 'a user\'s session with an id of no user')
     await t.rejects(store.insert(record(undefined, { id: 'x{y}' })), { code: 'FST_SESSION_USER_ID_INVALID' })
   })
 
@@ -189,6 +200,7 @@ if (server !== undefined) {
     const sink = logSink('debug')
     const log = pino(sink.logger as pino.LoggerOptions, (sink.logger as { stream: pino.DestinationStream }).stream)
     const name = `own-${run}`
+    await seedRedisOwnerKey(client, `own:${run}:`)
     const store = new RedisStore({ url: `${server.url}/0?connectionName=${name}`, prefix: `own:${run}:` }, { ...context, log })
     const r = record('o')
     t.equal(await store.insert(r), true, 'works before the connection is up')
@@ -200,6 +212,7 @@ if (server !== undefined) {
 
   t.test('the commands of one turn of the event loop go out together; each is answered on its own', async (t) => {
     const prefix = `batch:${run}:`
+    await seedRedisOwnerKey(client, prefix)
     const own = new Redis(server.url)
     t.teardown(() => own.quit())
     const store = new RedisStore({ client: own, prefix }, context)
@@ -216,7 +229,7 @@ if (server !== undefined) {
     // One bad command in a batch fails alone, with the typed error.
     const bad = record('bad')
     await store.insert(bad)
-    await own.set(`${prefix}u:{${userKey('bad')}}`, 'a string')
+    await own.set(`${prefix}u:{${testTag('bad')}}`, 'a string')
     const [inserted, read, updated] = await Promise.allSettled([
       store.insert(record('bad')),
       store.get(records[0]!.id),
@@ -239,7 +252,7 @@ if (server !== undefined) {
     let pending: Promise<Array<PromiseSettledResult<unknown>>> | undefined
     const socket = (given as unknown as { stream: NodeJS.EventEmitter }).stream
     socket.prependListener('close', () => {
-      pending = Promise.allSettled([store.get(newSessionId('a')), store.get(newSessionId('b'))])
+      pending = Promise.allSettled([store.get(newSessionId(testTag('a'))), store.get(newSessionId(testTag('b')))])
     })
     const reconnecting = once(given, 'reconnecting')
     await client.client('KILL', 'ID', String(await given.client('ID')))

@@ -2,6 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisRevocation, RedisStore, type StoredSession } from '../../../lib/index.js'
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
+import { newIdFor, seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
 import { redisReplicated, type RedisServer } from '../../helpers/redis.js'
 
@@ -16,11 +17,15 @@ if (pair !== undefined) {
   const context = { clock: Date.now, log: console as never, maxSessionsPerUser: 2 }
   const onReplica = new Redis(replica.port, replica.host)
   t.teardown(() => onReplica.disconnect())
+  // The stores here are seeded with TEST_OWNER_KEY, so that `stored` can tag ids at once.
+  const onMaster = new Redis(master.port, master.host)
+  t.teardown(() => onMaster.disconnect())
+  for (const prefix of ['acked:', 'frozen:']) await seedRedisOwnerKey(onMaster, prefix)
   /** The session hashes of `prefix` the replica holds, read from the replica itself. */
   const replicaKeys = async (prefix: string): Promise<string[]> => (await onReplica.keys(`${prefix}s:*`)).sort()
 
   const stored = (userId: string | undefined, lastSeenAt = Date.now()): StoredSession => ({
-    id: newSessionId(userId),
+    id: newSessionId(userId === undefined ? undefined : testTag(userId)),
     secretHash: hashSecret(newSecret()),
     userId,
     data: { n: 1 },
@@ -69,7 +74,7 @@ if (pair !== undefined) {
     t.equal(login.statusCode, 200)
     const keys = await replicaKeys(prefix)
     t.equal(keys.length, 1, 'the anonymous session is gone from the replica when login answers')
-    t.match(keys[0], /\{Ym9i\}/)
+    t.equal(keys[0], `${prefix}s:{${login.json().id as string}`.replace('.', '}.'), 'bob\'s session, under its tag')
     const second = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob' } })) as string
     t.equal((await app.inject({ method: 'POST', url: '/logout', headers: { cookie: second } })).statusCode, 200)
     t.equal((await replicaKeys(prefix)).length, 1)
@@ -107,10 +112,10 @@ if (pair !== undefined) {
     const prefix = 'rev:'
     const revocation = new RedisRevocation({ type: 'redis', url: master.url, prefix, timeout: TIMEOUT, waitForReplicas: 1 }, context)
     t.teardown(() => revocation.close())
-    const id = newSessionId('erin')
+    const id = await newIdFor(revocation, 'erin')
     t.equal(await revocation.revoke(id, Date.now() + 60_000), true)
     await revocation.revokeAll('erin', [], Date.now() + 60_000)
-    t.equal((await onReplica.keys(`${prefix}*`)).length, 2, 'the deny entry and the generation are on the replica at once')
+    t.equal((await onReplica.keys(`${prefix}*`)).length, 3, 'the deny entry and the generation (beside the owner key) are on the replica at once')
     replica.pause()
     t.teardown(() => replica.resume())
     await t.rejects(revocation.revoke(newSessionId(undefined), Date.now() + 60_000), { code: 'FST_SESSION_STORE_NOT_REPLICATED' })
@@ -122,7 +127,7 @@ if (pair !== undefined) {
   t.test('a store pointed at the replica fails with a typed 503, never a crash', async (t) => {
     const store = new RedisStore({ url: replica.url, prefix: 'ro:', timeout: TIMEOUT, waitForReplicas: 1 }, context)
     t.teardown(() => store.close())
-    const id = newSessionId('frank')
+    const id = newSessionId(testTag('frank'))
     await t.rejects(store.delete(id), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /READONLY/ })
   })
 }
