@@ -153,6 +153,8 @@ export interface RevocationStore {
   revokeAll (userId: string, except: readonly string[], until: number): Promise<void>
   /** How every instance sharing the revocation store hears of revocations, as `SessionStore.bus`. */
   readonly bus?: RevocationBus
+  /** As `SessionStore.ready`: called once, at the app's ready(). */
+  ready? (): Promise<void>
   close? (): Promise<void>
 }
 

@@ -1,4 +1,5 @@
 import { FST_SESSION_CONFIG_INVALID, FST_SESSION_OPTION_INVALID } from '../errors.js'
+import { CLIENTS, clientKind } from '../redis/client.js'
 
 // Option checking shared by the plugin and every store: each check names the option in its
 // message (`storeOptions.timeout`, `cookie.sameSite`), so a misconfigured app fails at
@@ -116,9 +117,8 @@ export interface RedisCommonOptions {
 
 /**
  * What every Redis-backed store (the session store, the cookie store's revocation) takes:
- * exactly one of `client` (an ioredis Redis or Cluster: every Redis-backed store calls scripts
- * and reads hashes) and `url`, a key prefix without braces (keys carry a `{hash tag}`), the
- * bound on each call, and how many replicas a revocation waits for. `at` is where the options
+ * exactly one of `client` (ioredis, iovalkey or node-redis: see lib/redis/client.ts) and `url`,
+ * a key prefix without braces (keys carry a `{hash tag}`), the bound on each call, and how many replicas a revocation waits for. `at` is where the options
  * sit ('storeOptions.', 'storeOptions.revocation.'); `known` lists every key the store takes.
  */
 export function redisOptions (at: string, options: object, known: readonly string[]): RedisCommonOptions {
@@ -126,11 +126,7 @@ export function redisOptions (at: string, options: object, known: readonly strin
   knownKeys(o, known, at)
   const { client, url } = o
   if ((client === undefined) === (url === undefined)) fail(at + 'client', 'give either a client or a url')
-  if (client !== undefined && (client === null || typeof client !== 'object' ||
-    typeof (client as { evalsha?: unknown }).evalsha !== 'function' ||
-    typeof (client as { hgetall?: unknown }).hgetall !== 'function')) {
-    fail(at + 'client', 'must be an ioredis Redis or Cluster client')
-  }
+  if (client !== undefined && clientKind(client) === undefined) fail(at + 'client', 'must be ' + CLIENTS)
   nonEmptyString(at + 'url', url)
   return {
     prefix: keyPrefix(at + 'prefix', o.prefix, 'sess:'),
