@@ -174,10 +174,13 @@ class ClusterClient extends NodeRedisBase implements RedisClient {
     this.raw = cluster
   }
 
+  /** Open, and its slot map known (a Cluster that is connecting has none yet, and its commands throw). */
   state (): RedisState {
-    return this.raw.isOpen ? 'ready' : 'down'
+    const cluster = this.raw
+    return !cluster.isOpen ? 'down' : cluster.masters.length === 0 ? 'connecting' : 'ready'
   }
 
+  /** 'connect': the slot map is known. */
   override onceReady (fn: () => void): () => void {
     this.raw.once('connect', fn)
     return () => { this.raw.off('connect', fn) }
