@@ -7,6 +7,8 @@ import type { Arg, ChannelHandlers, ChannelSubscriber, ClientKind, ClusterView, 
 // of the event loop together already, so `send` sends each at once.
 
 const noop = (): void => {}
+/** The name subscriber connections give themselves (CLIENT SETNAME), as ioredis's `connectionName`. */
+const SUBSCRIBER = 'fastify-user-sessions:revoked'
 
 /** The parts of a node-redis client we use. */
 interface NodeRedis extends EventEmitter {
@@ -142,15 +144,22 @@ class SingleClient extends NodeRedisBase implements RedisClient {
   /** node-redis reconnects the subscriber and subscribes again before it is 'ready'. */
   subscribe (channel: string, handlers: ChannelHandlers): ChannelSubscriber {
     let closed = false
-    const sub = own(this.raw)
-    sub.on('error', (err: Error) => { if (!closed) handlers.fault(err.message) })
-    sub.on('reconnecting', () => { if (!closed) handlers.fault('connection lost') })
-    let subscribed = false
-    sub.on('ready', () => { if (subscribed) handlers.subscribed() })
-    sub.subscribe(channel, handlers.message).then(() => {
-      subscribed = true
+    const sub = own(this.raw, { name: SUBSCRIBER })
+    // After a loss, node-redis subscribes again before it is 'ready' again.
+    let lost = false
+    const fault = (message: string): void => {
+      if (closed) return
+      lost = true
+      handlers.fault(message)
+    }
+    sub.on('error', (err: Error) => fault(err.message))
+    sub.on('reconnecting', () => fault('connection lost'))
+    sub.on('ready', () => {
+      if (!lost) return
+      lost = false
       handlers.subscribed()
-    }, (err: Error) => handlers.fault(err.message))
+    })
+    sub.subscribe(channel, handlers.message).then(handlers.subscribed, (err: Error) => handlers.fault(err.message))
     return {
       close: async () => {
         closed = true
@@ -250,7 +259,7 @@ function nodeRedisNode (cluster: NodeRedisCluster, key: string, handlers: NodeHa
     ? Promise.reject(new Error(`no Cluster node ${key}`))
     : cluster.nodeClient(shard).then((base) => {
       if (gone) throw new Error('dropped')
-      const sub = own(base, { socket: { ...base.options?.socket, reconnectStrategy: false } })
+      const sub = own(base, { name: SUBSCRIBER, socket: { ...base.options?.socket, reconnectStrategy: false } })
       sub.on('error', (err: Error) => lost(err.message))
       sub.on('end', () => lost('connection lost'))
       // The server unsubscribed us from the channels of a slot it no longer owns.
