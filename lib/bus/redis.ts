@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { DEFAULT_TIMEOUT_MS } from '../util/check.js'
 import { adapt, RedisConnection } from '../redis/connection.js'
-import type { ChannelSubscriber, RedisClient, RedisClientLike } from '../redis/client.js'
+import type { ChannelSubscriber, ClusterView, RedisClient, RedisClientLike } from '../redis/client.js'
 import type { BusSubscriber, Revocation, RevocationBus, Unsubscribe } from './bus.js'
 import { encode, fitted, MAX_MESSAGE_BYTES, revocationKey, sessionKey } from './codec.js'
 import { ShardedSubscription } from './redis-sharded.js'
@@ -43,7 +43,7 @@ export class RedisBus implements RevocationBus {
     this.#log = options.log
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES
-    const client = adapt(options.client) as RedisClient
+    const client = adapt(options.client)
     this.#sharded = client.cluster
     this.#redis = new RedisConnection(client, this.#timeout, options.log, false)
     this.#subscribers = new Subscribers('redis revocation bus', options.log, () => this.#open(), () => { this.#shut().catch(noop) })
@@ -93,7 +93,7 @@ export class RedisBus implements RevocationBus {
     const resync = (keys?: readonly string[]): void => this.#subscribers.resync(keys)
     const client = this.#redis.redis
     this.#subscription = this.#sharded
-      ? new ShardedSubscription(client.view(), [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
+      ? new ShardedSubscription((client.view as () => ClusterView)(), [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
       : new ChannelSubscription(client, this.#channel(''), deliver, resync, this.#log)
   }
 
@@ -126,7 +126,7 @@ class ChannelSubscription {
   constructor (client: RedisClient, channel: string, deliver: (text: string) => void, resync: () => void,
     log: FastifyBaseLogger) {
     this.#log = log
-    this.#sub = client.subscribe(channel, {
+    this.#sub = (client.subscribe as NonNullable<RedisClient['subscribe']>)(channel, {
       message: deliver,
       subscribed: () => {
         if (this.#failing) log.info('redis revocation bus: subscription restored')

@@ -65,19 +65,16 @@ export interface RedisClient {
   onceReady: (fn: () => void) => () => void
   /** One command; replies as RESP2 gives them (a hash as an object, see `toHash`). */
   send: (args: Arg[]) => Promise<unknown>
-  /**
-   * Commands sent together on the connection to the node that owns `key`'s slot (the one
-   * `send` would use for that key), in order; each reply is its value or an Error.
-   */
-  onNodeOf: (key: string, commands: Arg[][]) => Promise<unknown[]>
+  /** One command (keyless, such as ROLE or WAIT) on the connection to the node that owns `key`'s slot: the one `send` uses for that key. */
+  onNode: (key: string, args: Arg[]) => Promise<unknown>
   /** A client of its own with the same options (a new connection to the same Redis or Cluster), or this one when the library has no way. */
   duplicate: () => RedisClient
   /** PUBLISH, or SPUBLISH (sharded) on a Cluster. */
   publish: (channel: string, message: string) => Promise<unknown>
   /** A subscriber connection of its own on `channel` (not on a Cluster). */
-  subscribe: (channel: string, handlers: ChannelHandlers) => ChannelSubscriber
+  subscribe?: (channel: string, handlers: ChannelHandlers) => ChannelSubscriber
   /** The Cluster, for sharded subscriptions (on a Cluster only). */
-  view: () => ClusterView
+  view?: () => ClusterView
   /** Closes the connection: QUIT when it can within `timeout`, then gone. For own clients only. */
   close: (timeout: number) => Promise<void>
 }

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
 import { FST_SESSION_STORE_UNAVAILABLE } from '../errors.js'
-import { CLIENTS, clientKind, type Arg, type RedisClient } from './client.js'
+import { CLIENTS, clientKind, type Arg, type ClientKind, type RedisClient } from './client.js'
 import { IoredisClient } from './ioredis.js'
 import { nodeRedisClient } from './node-redis.js'
 import type { Script } from './script.js'
@@ -19,10 +19,9 @@ function isNoScript (err: unknown): boolean {
   return String((err as Error).message).startsWith('NOSCRIPT')
 }
 
-/** The user's client, as the stores talk to it; `undefined` for an object of no library we know. */
-export function adapt (client: object): RedisClient | undefined {
-  const kind = clientKind(client)
-  if (kind === undefined) return undefined
+/** The user's client, checked at register() (`clientKind`), as the stores talk to it. */
+export function adapt (client: object): RedisClient {
+  const kind = clientKind(client) as ClientKind
   return kind === 'ioredis' ? new IoredisClient(client as ConstructorParameters<typeof IoredisClient>[0]) : nodeRedisClient(client, kind)
 }
 
@@ -42,8 +41,8 @@ function library (name: string): Record<string, unknown> | undefined {
  * no resending after a reconnect: a command that could not be sent in time fails, and never
  * runs later behind the caller's back.
  */
-export function clientFromUrl (url: string, timeout: number): RedisClient {
-  const ioredis = library('ioredis')
+export function clientFromUrl (url: string, timeout: number, names = { ioredis: 'ioredis', redis: 'redis' }): RedisClient {
+  const ioredis = library(names.ioredis)
   if (ioredis !== undefined) {
     // No auto-pipelining: when Redis goes down while an auto-pipelined batch awaits its reply,
     // ioredis 5 can come back 'ready' and never answer again (hardening/repro/redis-wedge.js);
@@ -54,22 +53,22 @@ export function clientFromUrl (url: string, timeout: number): RedisClient {
       autoResendUnfulfilledCommands: false,
       connectTimeout: timeout,
       enableAutoPipelining: false
-    })) as RedisClient
+    }))
   }
-  const redis = library('redis')
+  const redis = library(names.redis)
   if (redis === undefined) throw unavailable(`a Redis url needs a client library: npm install ioredis, or redis (${CLIENTS})`)
   const createClient = redis.createClient as (options: object) => { connect: () => Promise<unknown>, on: (e: string, f: () => void) => void }
   const client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: timeout } })
   client.on('error', noop)
   client.connect().catch(noop)
-  return adapt(client) as RedisClient
+  return adapt(client)
 }
 
 /** The store's connection: to the user's `client` (never closed by us), or to a client made from `url`. */
 export function connection (client: object | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger): RedisConnection {
   return client === undefined
     ? new RedisConnection(clientFromUrl(url as string, timeout), timeout, log, true)
-    : new RedisConnection(adapt(client) as RedisClient, timeout, log, false)
+    : new RedisConnection(adapt(client), timeout, log, false)
 }
 
 export class RedisConnection {
@@ -188,8 +187,7 @@ export class RedisConnection {
         }, (err: Error) => {
           clearTimeout(timer)
           // Client errors can carry the command's arguments (session ids, data): keep the message only.
-          // Our own typed errors (a revocation not replicated) go through as they are.
-          reject(String((err as { code?: unknown }).code).startsWith('FST_SESSION_') ? err : unavailable(err.message))
+          reject(unavailable(err.message))
         })
       }
       if (this.redis.state() === 'ready') run()

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
-import { retryDelay } from '../bus/subscribers.js'
+import { retryDelay } from '../util/retry.js'
+import { keySlot } from './slot.js'
 import type { Arg, ChannelHandlers, ChannelSubscriber, ClusterView, NodeHandlers, NodeSubscriber, RedisClient, RedisState, RedisWatcher } from './client.js'
 
 // ioredis 5 and 6, and iovalkey (the same API): `Redis` (single server or Sentinel) and
@@ -91,21 +92,14 @@ export class IoredisClient implements RedisClient {
     if (target !== client) (target as Pipeline).exec().catch(noop)
   }
 
-  async onNodeOf (key: string, commands: Arg[][], moved = false): Promise<unknown[]> {
-    const client = this.raw
-    // On a Cluster, a pipeline goes where its keys' slot lives, and keyless commands go along:
-    // EXISTS names the slot.
-    const all = this.cluster ? [['exists', key], ...commands] : commands
-    const replies = await client.pipeline(all as Array<[string, ...Arg[]]>).exec() as Array<[Error | null, unknown]>
-    const answers = (this.cluster ? replies.slice(1) : replies).map(([err, value]) => err ?? value)
-    // A slot that moved (a failover): ioredis retries a Cluster pipeline only when every reply
-    // is the same error, and keyless commands answer; learn the new owner and send again, once.
-    const first = replies[0]?.[0]
-    if (!moved && this.cluster && first != null && /^(MOVED|ASK) /.test(first.message)) {
-      await new Promise<void>((resolve) => { (client as Cluster).refreshSlotsCache(() => resolve()) })
-      return await this.onNodeOf(key, commands, true)
-    }
-    return answers
+  /** On a Cluster, the node client the pool routes `key` to; the scripts of that key went through it. */
+  onNode (key: string, args: Arg[]): Promise<unknown> {
+    const [command, ...rest] = args as [string, ...Arg[]]
+    if (!this.cluster) return this.raw.call(command, ...rest)
+    const cluster = this.raw as Cluster
+    const owner = cluster.slots[keySlot(key)]?.[0]
+    const node = cluster.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner) as Redis
+    return node.call(command, ...rest)
   }
 
   duplicate (): RedisClient {

@@ -25,7 +25,7 @@ interface NodeRedis extends EventEmitter {
   destroy: () => void
 }
 
-interface Shard { host: string, port: number, client?: NodeRedis }
+interface Shard { host: string, port: number, address: string, client?: NodeRedis }
 
 interface NodeRedisCluster extends EventEmitter {
   isOpen: boolean
@@ -38,7 +38,7 @@ interface NodeRedisCluster extends EventEmitter {
   nodeClient: (node: Shard) => Promise<NodeRedis>
   close: () => Promise<unknown>
   destroy: () => void
-  _slots?: { rediscover?: (client: NodeRedis) => Promise<unknown> }
+  _slots: unknown
 }
 
 interface NodeRedisSentinel extends EventEmitter {
@@ -47,31 +47,32 @@ interface NodeRedisSentinel extends EventEmitter {
   sendCommand: (isReadonly: boolean, args: string[]) => Promise<unknown>
   subscribe: (channel: string, listener: (message: string) => void) => Promise<unknown>
   unsubscribe: (channel: string) => Promise<unknown>
+  close: () => Promise<unknown>
+  destroy: () => void
 }
 
 function strings (args: Arg[]): string[] {
   return args.map(String)
 }
 
-/** The key a command routes by: EVAL/EVALSHA's first key, otherwise its first argument. */
+/** The key a command routes by: EVAL/EVALSHA's first key (every script of ours has one), otherwise its first argument. */
 function firstKey (args: Arg[]): string | undefined {
   const command = String(args[0]).toLowerCase()
-  if (command === 'eval' || command === 'evalsha') return Number(args[2]) > 0 ? String(args[3]) : undefined
-  return args[1] === undefined ? undefined : String(args[1])
+  return command === 'eval' || command === 'evalsha' ? String(args[3]) : args[1] === undefined ? undefined : String(args[1])
 }
 
-/** Bounded close: a clean QUIT when it answers in time, then the socket is gone. */
-async function closeWithin (client: { close: () => Promise<unknown>, destroy: () => void, isOpen: boolean }, timeout: number): Promise<void> {
-  if (client.isOpen) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeout).unref()
-      client.close().catch(noop).finally(() => {
-        clearTimeout(timer)
-        resolve()
-      })
+/** Bounded close: a clean QUIT when it answers in time, then the socket is gone (if it is not already). */
+async function closeWithin (client: { close: () => Promise<unknown>, destroy: () => void }, timeout: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeout).unref()
+    client.close().catch(noop).finally(() => {
+      clearTimeout(timer)
+      resolve()
     })
-  }
-  if (client.isOpen) client.destroy()
+  })
+  try {
+    client.destroy()
+  } catch {} // closed already
 }
 
 /** A node-redis client of our own, made from `from` and connecting. */
@@ -83,32 +84,16 @@ function own (from: NodeRedis, overrides: object = {}): NodeRedis {
   return client
 }
 
-abstract class NodeRedisBase {
+/** A client or a Sentinel: ready, connecting for the first time, or lost. */
+abstract class Tracked<C extends EventEmitter & { isOpen: boolean, isReady: boolean, close: () => Promise<unknown>, destroy: () => void }> {
   readonly kind = 'node-redis'
   readonly keyPrefix = ''
-  abstract readonly raw: EventEmitter & { isOpen: boolean }
-
-  connect (): void {}
-
-  onceReady (fn: () => void): () => void {
-    this.raw.once('ready', fn)
-    return () => { this.raw.off('ready', fn) }
-  }
-
-  view (): ClusterView {
-    throw new Error('not a Cluster')
-  }
-}
-
-/** A single server's client (`createClient`). */
-class SingleClient extends NodeRedisBase implements RedisClient {
   readonly cluster = false
-  readonly raw: NodeRedis
+  readonly raw: C
   /** Once ready, a connection that is not is lost (fail at once), not on its way. */
   #wasReady: boolean
 
-  constructor (client: NodeRedis) {
-    super()
+  constructor (client: C) {
     this.raw = client
     this.#wasReady = client.isReady
     client.on('ready', () => { this.#wasReady = true })
@@ -119,18 +104,32 @@ class SingleClient extends NodeRedisBase implements RedisClient {
     return client.isReady ? 'ready' : client.isOpen && !this.#wasReady ? 'connecting' : 'down'
   }
 
+  connect (): void {}
+
+  onceReady (fn: () => void): () => void {
+    this.raw.once('ready', fn)
+    return () => { this.raw.off('ready', fn) }
+  }
+
   watch (watcher: RedisWatcher): void {
     this.raw.on('error', watcher.error)
     this.raw.on('reconnecting', watcher.lost)
     this.raw.on('ready', watcher.ready)
   }
 
+  close (timeout: number): Promise<void> {
+    return closeWithin(this.raw, timeout)
+  }
+}
+
+/** A single server's client (`createClient`). */
+class SingleClient extends Tracked<NodeRedis> implements RedisClient {
   send (args: Arg[]): Promise<unknown> {
     return this.raw.sendCommand(strings(args))
   }
 
-  onNodeOf (_key: string, commands: Arg[][]): Promise<unknown[]> {
-    return Promise.all(commands.map((command) => this.raw.sendCommand(strings(command)).catch((err: Error) => err)))
+  onNode (_key: string, args: Arg[]): Promise<unknown> {
+    return this.send(args)
   }
 
   duplicate (): RedisClient {
@@ -141,14 +140,11 @@ class SingleClient extends NodeRedisBase implements RedisClient {
     return this.raw.sendCommand(['PUBLISH', channel, message])
   }
 
-  /** node-redis reconnects the subscriber and subscribes again before it is 'ready'. */
+  /** node-redis reconnects the subscriber and subscribes again before it is 'ready' again. */
   subscribe (channel: string, handlers: ChannelHandlers): ChannelSubscriber {
-    let closed = false
     const sub = own(this.raw, { name: SUBSCRIBER })
-    // After a loss, node-redis subscribes again before it is 'ready' again.
     let lost = false
     const fault = (message: string): void => {
-      if (closed) return
       lost = true
       handlers.fault(message)
     }
@@ -160,26 +156,18 @@ class SingleClient extends NodeRedisBase implements RedisClient {
       handlers.subscribed()
     })
     sub.subscribe(channel, handlers.message).then(handlers.subscribed, (err: Error) => handlers.fault(err.message))
-    return {
-      close: async () => {
-        closed = true
-        await closeWithin(sub, 2000)
-      }
-    }
-  }
-
-  close (timeout: number): Promise<void> {
-    return closeWithin(this.raw, timeout)
+    return { close: () => closeWithin(sub, 2000) }
   }
 }
 
 /** A Cluster (`createCluster`): each command goes to the master of its first key's slot. */
-class ClusterClient extends NodeRedisBase implements RedisClient {
+class ClusterClient implements RedisClient {
+  readonly kind = 'node-redis'
+  readonly keyPrefix = ''
   readonly cluster = true
   readonly raw: NodeRedisCluster
 
   constructor (cluster: NodeRedisCluster) {
-    super()
     this.raw = cluster
   }
 
@@ -189,8 +177,10 @@ class ClusterClient extends NodeRedisBase implements RedisClient {
     return !cluster.isOpen ? 'down' : cluster.masters.length === 0 ? 'connecting' : 'ready'
   }
 
+  connect (): void {}
+
   /** 'connect': the slot map is known. */
-  override onceReady (fn: () => void): () => void {
+  onceReady (fn: () => void): () => void {
     this.raw.once('connect', fn)
     return () => { this.raw.off('connect', fn) }
   }
@@ -205,8 +195,8 @@ class ClusterClient extends NodeRedisBase implements RedisClient {
     return this.raw.sendCommand(firstKey(args), false, strings(args))
   }
 
-  onNodeOf (key: string, commands: Arg[][]): Promise<unknown[]> {
-    return Promise.all(commands.map((command) => this.raw.sendCommand(key, false, strings(command)).catch((err: Error) => err)))
+  onNode (key: string, args: Arg[]): Promise<unknown> {
+    return this.raw.sendCommand(key, false, strings(args))
   }
 
   duplicate (): RedisClient {
@@ -220,61 +210,42 @@ class ClusterClient extends NodeRedisBase implements RedisClient {
     return this.raw.sendCommand(channel, false, ['SPUBLISH', channel, message])
   }
 
-  subscribe (): ChannelSubscriber {
-    throw new Error('a Cluster subscribes sharded')
-  }
-
-  override view (): ClusterView {
+  view (): ClusterView {
     const cluster = this.raw
     return {
       ready: () => cluster.isOpen,
-      owner: (slot) => {
-        const master = cluster.slots[slot]?.master
-        return master === undefined ? undefined : `${master.host}:${master.port}`
-      },
+      owner: (slot) => cluster.slots[slot]?.master.address,
+      // node-redis refreshes its slot map on a MOVED reply; a lost node tells it nothing, so ask,
+      // starting from a master it knows (an error, if there is none, ends the refresh all the same).
       refresh: (done) => {
-        const known = cluster.masters.find((master) => master.client !== undefined)?.client
-        const rediscover = cluster._slots?.rediscover
-        if (known === undefined || rediscover === undefined) done()
-        else rediscover.call(cluster._slots, known).then(done, done)
+        (cluster._slots as { rediscover: (client: NodeRedis | undefined) => Promise<unknown> })
+          .rediscover(cluster.masters[0]?.client).then(done, done)
       },
       subscriber: (key, handlers) => nodeRedisNode(cluster, key, handlers)
     }
   }
 
-  async close (timeout: number): Promise<void> {
-    await closeWithin(this.raw, timeout)
+  close (timeout: number): Promise<void> {
+    return closeWithin(this.raw, timeout)
   }
 }
 
 /** A connection of its own to the master `key` ('host:port'), with the Cluster's options for its nodes; never retried. */
 function nodeRedisNode (cluster: NodeRedisCluster, key: string, handlers: NodeHandlers): NodeSubscriber {
-  let gone = false
-  const lost = (why: string): void => {
-    if (gone) return
-    handlers.lost(why)
-  }
-  const shard = cluster.nodeByAddress.get(key)
-  const connection: Promise<NodeRedis> = shard === undefined
-    ? Promise.reject(new Error(`no Cluster node ${key}`))
-    : cluster.nodeClient(shard).then((base) => {
-      if (gone) throw new Error('dropped')
-      const sub = own(base, { name: SUBSCRIBER, socket: { ...base.options?.socket, reconnectStrategy: false } })
-      sub.on('error', (err: Error) => lost(err.message))
-      sub.on('end', () => lost('connection lost'))
-      // The server unsubscribed us from the channels of a slot it no longer owns.
-      sub.on('sharded-channel-moved', () => lost('a channel moved to another node'))
-      sub.on('__MOVED', () => lost('a channel moved to another node'))
-      return sub
-    })
+  // A node the slot map named: the Cluster knows it (a rejection, if it does not, is a loss like any other).
+  const connection = Promise.resolve().then(() => cluster.nodeClient(cluster.nodeByAddress.get(key) as Shard)).then((base) => {
+    const sub = own(base, { name: SUBSCRIBER, socket: { ...base.options?.socket, reconnectStrategy: false } })
+    sub.on('error', (err: Error) => handlers.lost(err.message))
+    sub.on('end', () => handlers.lost('connection lost'))
+    // The server unsubscribed us from the channels of a slot it no longer owns.
+    sub.on('sharded-channel-moved', () => handlers.lost('a channel moved to another node'))
+    return sub
+  })
   connection.catch(noop)
   return {
     ssubscribe: async (channel) => await (await connection).sSubscribe(channel, handlers.message),
     sunsubscribe: async (channel) => await (await connection).sUnsubscribe(channel),
-    disconnect: () => {
-      gone = true
-      connection.then((sub) => { if (sub.isOpen) sub.destroy() }, noop)
-    }
+    disconnect: () => { connection.then((sub) => closeWithin(sub, 0), noop) }
   }
 }
 
@@ -283,34 +254,13 @@ function nodeRedisNode (cluster: NodeRedisCluster, key: string, handlers: NodeHa
  * subscribes on a connection of its own. It has no way to make a copy: `duplicate` returns
  * this client, and WAIT holds its connection while it waits.
  */
-class SentinelClient extends NodeRedisBase implements RedisClient {
-  readonly cluster = false
-  readonly raw: NodeRedisSentinel
-  #wasReady: boolean
-
-  constructor (sentinel: NodeRedisSentinel) {
-    super()
-    this.raw = sentinel
-    this.#wasReady = sentinel.isReady
-    sentinel.on('ready', () => { this.#wasReady = true })
-  }
-
-  state (): RedisState {
-    const client = this.raw
-    return client.isReady ? 'ready' : client.isOpen && !this.#wasReady ? 'connecting' : 'down'
-  }
-
-  watch (watcher: RedisWatcher): void {
-    this.raw.on('error', watcher.error)
-    this.raw.on('ready', watcher.ready)
-  }
-
+class SentinelClient extends Tracked<NodeRedisSentinel> implements RedisClient {
   send (args: Arg[]): Promise<unknown> {
     return this.raw.sendCommand(false, strings(args))
   }
 
-  onNodeOf (_key: string, commands: Arg[][]): Promise<unknown[]> {
-    return Promise.all(commands.map((command) => this.raw.sendCommand(false, strings(command)).catch((err: Error) => err)))
+  onNode (_key: string, args: Arg[]): Promise<unknown> {
+    return this.send(args)
   }
 
   duplicate (): RedisClient {
@@ -325,8 +275,6 @@ class SentinelClient extends NodeRedisBase implements RedisClient {
     this.raw.subscribe(channel, handlers.message).then(handlers.subscribed, (err: Error) => handlers.fault(err.message))
     return { close: async () => { await this.raw.unsubscribe(channel).catch(noop) } }
   }
-
-  async close (): Promise<void> {}
 }
 
 export function nodeRedisClient (client: object, kind: Exclude<ClientKind, 'ioredis'>): RedisClient {

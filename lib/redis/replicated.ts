@@ -60,13 +60,12 @@ class Replicated implements RevocationWrites {
    */
   async #replicate (key: string): Promise<void> {
     const redis = this.#redis.redis
-    const [role] = await this.#redis.call(() => redis.onNodeOf(key, [['role']]))
-    if (role instanceof Error) throw role
-    const connected = Array.isArray(role) && Array.isArray(role[2]) ? role[2].length : 0
+    // A master's ROLE: ['master', offset, [[host, port, offset], ...one per replica connected]].
+    const role = await this.#redis.call(() => redis.onNode(key, ['role'])) as [string, number, unknown[]]
+    const connected = role[2].length
     if (connected < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(connected, this.#replicas, 0)
-    const [acked] = await this.#redis.call(() => redis.onNodeOf(key, [['wait', this.#replicas, this.#waitMs]]))
-    if (acked instanceof Error) throw acked
-    if ((acked as number) < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(acked as number, this.#replicas, this.#waitMs)
+    const acked = await this.#redis.call(() => redis.onNode(key, ['wait', this.#replicas, this.#waitMs])) as number
+    if (acked < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(acked, this.#replicas, this.#waitMs)
   }
 
   async run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {

@@ -6,7 +6,8 @@ import { RedisStore } from '../../lib/index.js'
 import { buildApp, cookieOf, logSink } from '../helpers/app.js'
 import { bufferLog, recorder, revocationOf } from '../helpers/bus.js'
 import { CLIENTS, nodeRedis2, nodeRedis3, type RedisClientMaker } from '../helpers/clients.js'
-import { redisCluster, redisSentinel, redisServer, until } from '../helpers/redis.js'
+import { redisCluster, redisReplicated, redisSentinel, redisServer, until } from '../helpers/redis.js'
+import { clientFromUrl, RedisConnection } from '../../lib/redis/connection.js'
 
 // What is particular to each client library: recognised by shape, refused otherwise; node-redis's
 // bus (single, Cluster, Sentinel); own connections closed with the app, the user's never; an
@@ -182,4 +183,75 @@ t.test('an unreachable Redis at start: the app starts, with one clear warning li
     if (client instanceof Redis) client.disconnect()
     else if (client !== undefined) await nodeRedis2.close(client)
   }
+})
+
+t.test('a client that is closed: calls fail at once, on a single server and on a Cluster', async (t) => {
+  const server = await redisServer(t)
+  const cluster = await redisCluster(t)
+  if (server === undefined || cluster === undefined) return
+  t.equal(clientKind({ sendCommand () {}, isOpen: true }), undefined, 'a node-redis look-alike without the rest')
+  for (const client of [await nodeRedis2.single(server.url), await nodeRedis2.cluster(cluster.nodes.slice(0, 1))]) {
+    const store = new RedisStore({ client, timeout: 300 }, context)
+    await nodeRedis2.close(client)
+    await t.rejects(store.getAll('u'), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ })
+    await store.close()
+  }
+})
+
+t.test('a url without ioredis installed: a node-redis client of the store\'s own; neither: a message naming them', async (t) => {
+  const server = await redisServer(t, { own: true })
+  if (server === undefined) return
+  t.throws(() => clientFromUrl(server.url, 300, { ioredis: 'no-such-ioredis', redis: 'no-such-redis' }),
+    { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /npm install ioredis, or redis/ })
+  const log = bufferLog()
+  const redis = new RedisConnection(clientFromUrl(server.url, 300, { ioredis: 'no-such-ioredis', redis: 'redis' }), 300, log.logger, true)
+  t.equal(redis.redis.kind, 'node-redis')
+  await redis.ready('redis session store')
+  t.equal(await redis.call(() => redis.send(['ping'])), 'PONG')
+  await server.stop()
+  await until('the outage noticed', async () => log.at(40).length === 1 ? true : undefined)
+  await server.start()
+  await until('the connection back', async () => log.at(30).length === 1 ? true : undefined)
+  t.same(log.at(40), ['redis session store: connection error'], 'one warning')
+  t.same(log.at(30), ['redis session store: connection restored'])
+  t.equal(await redis.call(() => redis.send(['ping'])), 'PONG')
+  await redis.close()
+  t.equal((redis.client as { isOpen: boolean }).isOpen, false, 'closed: it was the store\'s')
+})
+
+t.test('node-redis on a server with a replica: waitForReplicas on a connection of the store\'s own', async (t) => {
+  const setup = await redisReplicated(t)
+  if (setup === undefined) return
+  const client = await nodeRedis2.single(setup.master.url)
+  t.teardown(() => nodeRedis2.close(client))
+  const app = await buildApp({ store: 'redis', storeOptions: { client, prefix: 'nw:', waitForReplicas: 1 } })
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'POST', url: '/login', payload: { user: 'wes' } })
+  const cookie = cookieOf(res) as string
+  t.equal(await app.sessions.deleteAll('wes'), 1, 'acknowledged by the replica')
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).json().userId, null)
+})
+
+t.test('the sharded bus on node-redis: a subscriber connection killed is made again, resynced, heard', async (t) => {
+  const cluster = await redisCluster(t)
+  if (cluster === undefined) return
+  const client = await nodeRedis2.cluster(cluster.nodes.slice(0, 1))
+  t.teardown(() => nodeRedis2.close(client))
+  const log = bufferLog()
+  const bus = new RedisBus({ client, prefix: 'nk:', timeout: 2000, log: log.logger })
+  t.teardown(() => bus.close())
+  const r = recorder()
+  bus.subscribe(r)
+  const revocation = revocationOf('kim')
+  bus.follow(revocation.ids[0] as string)
+  await r.resynced(1)
+  for (const { port } of cluster.nodes) {
+    const admin = new Redis(port, '127.0.0.1')
+    await admin.client('KILL', 'TYPE', 'pubsub')
+    admin.disconnect()
+  }
+  await r.resynced(2)
+  t.same(log.at(40), ['redis revocation bus: sharded subscriber connection error'])
+  await bus.publish(revocation)
+  t.same(await r.next(), revocation, 'heard on the new connection')
 })
