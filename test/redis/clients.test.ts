@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { clientKind, toHash } from '../../lib/redis/client.js'
 import { RedisBus } from '../../lib/bus/redis.js'
-import { RedisStore } from '../../lib/index.js'
+import { CookieStore, RedisStore } from '../../lib/index.js'
 import { buildApp, cookieOf, logSink } from '../helpers/app.js'
 import { bufferLog, recorder, revocationOf } from '../helpers/bus.js'
 import { CLIENTS, nodeRedis2, nodeRedis3, type RedisClientMaker } from '../helpers/clients.js'
@@ -90,15 +90,17 @@ t.test('the bus on a Cluster, node-redis: sharded, a follower hears its user\'s 
     const bus = new RedisBus({ client: two, prefix: 'nc:', timeout: 5000, log: bufferLog().logger })
     const r = recorder()
     bus.subscribe(r)
+    // Four users on three masters: two share one, so that leaving one channel there is an SUNSUBSCRIBE.
+    const unfollows: Array<() => void> = []
     for (const user of ['alice', 'bob', 'carol', 'dave']) {
       const revocation = revocationOf(user)
-      const unfollow = bus.follow(revocation.ids[0] as string)
+      unfollows.push(bus.follow(revocation.ids[0] as string))
       await until(`${user}'s channel heard`, async () => r.resyncKeys.length > 0 ? true : undefined)
       r.resyncKeys.length = 0
       await publisher.publish(revocation)
       t.same(await r.next(), revocation, `${maker.name}: ${user}`)
-      unfollow()
     }
+    for (const unfollow of unfollows) unfollow()
     await bus.close()
     await publisher.close()
   }
@@ -254,4 +256,10 @@ t.test('the sharded bus on node-redis: a subscriber connection killed is made ag
   t.same(log.at(40), ['redis revocation bus: sharded subscriber connection error'])
   await bus.publish(revocation)
   t.same(await r.next(), revocation, 'heard on the new connection')
+})
+
+t.test('the cookie store passes ready() to its revocation store, when it has one', async (t) => {
+  const store = new CookieStore({}, { ...context, secrets: ['a-secret-that-is-long-enough-for-the-store'], cookieName: 'sid' })
+  await store.ready()
+  t.pass()
 })

@@ -1,5 +1,5 @@
 import { RedisBus } from '../../bus/redis.js'
-import { redisOptions } from '../../util/check.js'
+import { redisOptions } from '../../redis/options.js'
 import { ownerKeyOf, userKey } from '../../crypto/ids.js'
 import { connection, type RedisConnection } from '../../redis/connection.js'
 import type { RedisClientLike } from '../../redis/client.js'
