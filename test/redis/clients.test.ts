@@ -263,3 +263,15 @@ t.test('the cookie store passes ready() to its revocation store, when it has one
   await store.ready()
   t.pass()
 })
+
+t.test('no Redis client is imported by the package: only types, and createRequire where a url must make one', async (t) => {
+  const { readdirSync, readFileSync } = await import('node:fs')
+  const lib = new URL('../../lib/', import.meta.url)
+  const files = readdirSync(lib, { recursive: true }).map(String).filter((f) => f.endsWith('.ts'))
+  const imports = files.filter((f) => /^import (?!type )[^\n]*from '(ioredis|redis|iovalkey)'/m.test(readFileSync(new URL(f, lib), 'utf8')))
+  t.same(imports, [])
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+  t.same(Object.keys(pkg.dependencies).filter((name) => /redis|valkey/.test(name)), [], 'no Redis client in dependencies')
+  t.same(pkg.peerDependenciesMeta.ioredis, { optional: true })
+  t.same(pkg.peerDependenciesMeta.redis, { optional: true })
+})
