@@ -122,6 +122,22 @@ const scenarios = {
     })
   },
   'ours-memory': (app) => ours(app, 'memory'),
+  // The store on a client the app made, as docs/redis.md shows: node-redis, then ioredis.
+  'ours-redis-node': async (app) => {
+    const { createClient } = await import('redis')
+    const client = createClient({ url: process.env.REDIS_URL })
+    client.on('error', () => {})
+    await client.connect()
+    app.addHook('onClose', async () => { await client.close() })
+    return ours(app, 'redis', { client, prefix: 'bench:' })
+  },
+  'ours-redis-ioredis': async (app) => {
+    const { default: Redis } = await import('ioredis')
+    const client = new Redis(process.env.REDIS_URL)
+    client.on('error', () => {})
+    app.addHook('onClose', async () => { await client.quit() })
+    return ours(app, 'redis', { client, prefix: 'bench:' })
+  },
   'ours-redis': (app) => ours(app, 'redis', { url: process.env.REDIS_URL, prefix: 'bench:' }),
   // What `npm install fastify-user-sessions` gives: the default crypto ('auto'), which takes
   // sodium-native, an optional dependency. Without it this scenario fails rather than quietly
@@ -139,6 +155,16 @@ const scenarios = {
     const client = new Redis(process.env.REDIS_URL)
     app.addHook('onClose', async () => { await client.quit() })
     await fastifySession(app, new RedisStore({ client, prefix: 'fsess:' }))
+  },
+  // connect-redis 9 (node-redis only), the newest that runs on Node 20, on node-redis 5.
+  'fastify-session-redis9': async (app) => {
+    const { createClient } = await import('redis')
+    const { RedisStore } = await import('connect-redis9')
+    const client = createClient({ url: process.env.REDIS_URL })
+    client.on('error', () => {})
+    await client.connect()
+    app.addHook('onClose', async () => { await client.close() })
+    await fastifySession(app, new RedisStore({ client, prefix: 'fsess9:' }))
   },
   'secure-session': async (app) => {
     const { default: secureSession } = await import('@fastify/secure-session')

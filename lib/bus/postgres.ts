@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { BusSubscriber, Revocation, RevocationBus, Unsubscribe } from './bus.js'
 import { encode, fitted, MAX_MESSAGE_BYTES } from './codec.js'
-import { noop, retryDelay, Subscribers } from './subscribers.js'
+import { retryDelay } from '../util/retry.js'
+import { noop, Subscribers } from './subscribers.js'
 
 // The PostgreSQL bus: NOTIFY through the store's pool, LISTEN on one connection taken from the
 // pool when the first subscriber comes and held (never handed back) while anyone listens.

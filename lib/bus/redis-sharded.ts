@@ -1,9 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, type Cluster } from 'ioredis'
-import { noop, retryDelay } from './subscribers.js'
+import type { ClusterView, NodeSubscriber } from '../redis/client.js'
+import { keySlot } from '../redis/slot.js'
+import { retryDelay } from '../util/retry.js'
+import { noop } from './subscribers.js'
+
+export { keySlot }
 
 // The subscriber of a Redis Cluster: sharded pub/sub, one connection per master that owns the
-// slot of a followed channel, each SSUBSCRIBEd to the channels of its slots. ioredis 5's own
+// slot of a followed channel, each SSUBSCRIBEd to the channels of its slots (the client's own
+// connection to a node comes from lib/redis/ioredis.ts or node-redis.ts). ioredis 5's own
 // Cluster#ssubscribe is not used: without `shardedSubscribers` it sends every SSUBSCRIBE to one
 // node, which answers MOVED for the slots of the others (redis/ioredis#1759); with it, a MOVED
 // reply to SSUBSCRIBE never settles the command's promise, and resubscription after a failover
@@ -14,28 +19,10 @@ import { noop, retryDelay } from './subscribers.js'
 // SSUBSCRIBE again), retried with a bounded back-off until every channel is heard again, and
 // then `resync` runs once.
 
-/** CRC16/XMODEM, as Redis Cluster hashes keys to its 16384 slots. */
-const CRC_TABLE = new Uint16Array(256)
-for (let i = 0; i < 256; i++) {
-  let crc = i << 8
-  for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1
-  CRC_TABLE[i] = crc & 0xffff
-}
-
-/** The slot of `key`: of its hash tag, the part within its first non-empty `{…}`, when it has one. */
-export function keySlot (key: string): number {
-  const open = key.indexOf('{')
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
-  const hashed = close > open + 1 ? key.slice(open + 1, close) : key
-  let crc = 0
-  for (const byte of Buffer.from(hashed, 'utf8')) crc = ((crc << 8) ^ (CRC_TABLE[((crc >> 8) ^ byte) & 0xff] as number)) & 0xffff
-  return crc & 16383
-}
-
 /** One connection to one master, and the channels it is subscribed to or being subscribed to. */
 interface Node {
   key: string
-  redis: Redis
+  redis: NodeSubscriber
   channels: Set<string>
   /** SSUBSCRIBE batches not yet acknowledged. */
   pending: number
@@ -47,7 +34,7 @@ function routingKey (channel: string): string {
 }
 
 export class ShardedSubscription {
-  readonly #cluster: Cluster
+  readonly #cluster: ClusterView
   readonly #channels: Set<string>
   readonly #nodes = new Map<string, Node>()
   readonly #deliver: (text: string) => void
@@ -60,7 +47,7 @@ export class ShardedSubscription {
   #lost = false
   #failing = false
 
-  constructor (cluster: Cluster, channels: string[], deliver: (text: string) => void, resync: (keys?: readonly string[]) => void,
+  constructor (cluster: ClusterView, channels: string[], deliver: (text: string) => void, resync: (keys?: readonly string[]) => void,
     log: FastifyBaseLogger, timeout: number) {
     this.#cluster = cluster
     this.#channels = new Set(channels)
@@ -83,11 +70,10 @@ export class ShardedSubscription {
 
   /** Puts every followed channel on the connection to the master of its slot, as the slot map says now. */
   #reconcile (): void {
-    const slots = this.#cluster.slots
     const wanted = new Map<string, Set<string>>()
     let placed = true
     for (const channel of this.#channels) {
-      const key = slots[keySlot(channel)]?.[0]
+      const key = this.#cluster.owner(keySlot(channel))
       if (key === undefined) {
         placed = false
         continue
@@ -112,33 +98,14 @@ export class ShardedSubscription {
     else this.#settled()
   }
 
-  /** A connection of its own to the master `key` ('host:port'), with the Cluster's options for its nodes; never retried. */
+  /** A connection of its own to the master `key` ('host:port'); never retried. */
   #connect (key: string): Node {
-    const colon = key.lastIndexOf(':')
-    // Commands wait in the offline queue for the connection, within #listen's timeout.
-    const redis = new Redis({
-      ...this.#cluster.options.redisOptions,
-      // SPUBLISH's channel is a key to ioredis, which prefixes it on the Cluster: SSUBSCRIBE's must match.
-      keyPrefix: this.#cluster.options.keyPrefix,
-      host: key.slice(0, colon),
-      port: Number(key.slice(colon + 1)),
-      autoResubscribe: false,
-      enableOfflineQueue: true,
-      lazyConnect: false,
-      readOnly: false,
-      connectionName: 'fastify-user-sessions:revoked',
-      // The reconciliation reconnects, to whichever master owns the slots then.
-      retryStrategy: () => null
+    const node: Node = { key, redis: undefined as unknown as NodeSubscriber, channels: new Set(), pending: 0 }
+    node.redis = this.#cluster.subscriber(key, {
+      message: (text) => this.#deliver(text),
+      lost: (why) => this.#lose(node, why)
     })
-    const node: Node = { key, redis, channels: new Set(), pending: 0 }
     this.#nodes.set(key, node)
-    redis.on('smessage', (_channel: string, text: string) => this.#deliver(text))
-    // Any error: a failed connection (then 'end'), or the server unsubscribing us from the channels of
-    // a slot it no longer owns, which ioredis reports as "Command queue state error ... sunsubscribe".
-    redis.on('error', (err: Error) => this.#lose(node, err.message))
-    // ioredis emits 'moved' for a MOVED reply to SSUBSCRIBE, and leaves the command unanswered.
-    redis.on('moved', () => this.#lose(node, 'a channel moved to another node'))
-    redis.on('end', () => this.#lose(node, 'connection lost'))
     return node
   }
 
@@ -206,7 +173,7 @@ export class ShardedSubscription {
     // A Cluster that is not ready refreshes its slot map on its own as it connects; a refresh of
     // ours meanwhile would race with its connect().
     this.#timer = setTimeout(() => {
-      if (this.#cluster.status === 'ready') this.#cluster.refreshSlotsCache(again)
+      if (this.#cluster.ready()) this.#cluster.refresh(again)
       else again()
     }, retryDelay(this.#attempt++)).unref()
   }

@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { Cluster, type Redis } from 'ioredis'
 import { DEFAULT_TIMEOUT_MS } from '../util/check.js'
-import { RedisConnection } from '../redis/connection.js'
+import { adapt, RedisConnection } from '../redis/connection.js'
+import type { ChannelSubscriber, ClusterView, RedisClient, RedisClientLike } from '../redis/client.js'
 import type { BusSubscriber, Revocation, RevocationBus, Unsubscribe } from './bus.js'
 import { encode, fitted, MAX_MESSAGE_BYTES, revocationKey, sessionKey } from './codec.js'
 import { ShardedSubscription } from './redis-sharded.js'
-import { noop, retryDelay, Subscribers } from './subscribers.js'
+import { noop, Subscribers } from './subscribers.js'
 
 // The Redis bus. On a single server (or Sentinel), one channel, `<prefix>revoked`: PUBLISH on
 // the store's client, SUBSCRIBE on one connection duplicated from it when the first subscriber
@@ -15,8 +15,8 @@ import { noop, retryDelay, Subscribers } from './subscribers.js'
 // redis-sharded.ts for the subscriber.
 
 export interface RedisBusOptions {
-  /** The store's ioredis client or Cluster; publishes go through it, the subscriber is duplicated from it. Never closed by the bus. */
-  client: Redis | Cluster
+  /** The store's client (ioredis, iovalkey or node-redis); publishes go through it, the subscriber is duplicated from it. Never closed by the bus. */
+  client: RedisClientLike
   /** The store's key prefix. */
   prefix: string
   log: FastifyBaseLogger
@@ -47,9 +47,10 @@ export class RedisBus implements RevocationBus {
     this.#log = options.log
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES
-    this.#sharded = options.client instanceof Cluster
+    const client = adapt(options.client)
+    this.#sharded = client.cluster
+    this.#redis = new RedisConnection(client, this.#timeout, options.log, false)
     this.#tag = options.tag
-    this.#redis = new RedisConnection(options.client, undefined, this.#timeout, options.log, false)
     this.#subscribers = new Subscribers('redis revocation bus', options.log, () => this.#open(), () => { this.#shut().catch(noop) })
   }
 
@@ -64,8 +65,7 @@ export class RedisBus implements RevocationBus {
     if (key === undefined) return
     const message = encode(fitted(revocation, this.#maxBytes))
     const channel = this.#channel(key)
-    const client = this.#redis.client
-    await this.#redis.call(() => this.#sharded ? (client as Cluster).spublish(channel, message) : client.publish(channel, message))
+    await this.#redis.call(() => this.#redis.redis.publish(channel, message))
   }
 
   subscribe (subscriber: BusSubscriber): Unsubscribe {
@@ -97,10 +97,10 @@ export class RedisBus implements RevocationBus {
     if (this.#closing !== undefined) return
     const deliver = (text: string): void => this.#subscribers.message(text)
     const resync = (keys?: readonly string[]): void => this.#subscribers.resync(keys)
-    const client = this.#redis.client
+    const client = this.#redis.redis
     this.#subscription = this.#sharded
-      ? new ShardedSubscription(client as Cluster, [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
-      : new ChannelSubscription(client as Redis, this.#channel(''), deliver, resync, this.#log, this.#timeout)
+      ? new ShardedSubscription((client.view as () => ClusterView)(), [...this.#follows.keys()], deliver, resync, this.#log, this.#timeout)
+      : new ChannelSubscription(client, this.#channel(''), deliver, resync, this.#log)
   }
 
   #shut (): Promise<void> {
@@ -120,42 +120,26 @@ export class RedisBus implements RevocationBus {
 }
 
 /**
- * The subscriber of a single server: one connection, duplicated from the store's client, on one
- * channel. ioredis reconnects it; we subscribe again on each 'ready' ourselves (not
- * `autoResubscribe`), so that `resync` runs once the channel is heard again, never before.
+ * The subscriber of a single server: one connection of its own, made from the store's client,
+ * on one channel; `resync` runs each time the channel is heard again, never before.
  */
 class ChannelSubscription {
-  readonly #sub: Redis
+  readonly #sub: ChannelSubscriber
   readonly #log: FastifyBaseLogger
-  readonly #timeout: number
   #failing = false
   #closed = false
 
-  constructor (client: Redis, channel: string, deliver: (text: string) => void, resync: () => void,
-    log: FastifyBaseLogger, timeout: number) {
+  constructor (client: RedisClient, channel: string, deliver: (text: string) => void, resync: () => void,
+    log: FastifyBaseLogger) {
     this.#log = log
-    this.#timeout = timeout
-    const sub = this.#sub = client.duplicate({
-      autoResubscribe: false,
-      lazyConnect: false,
-      enableOfflineQueue: false,
-      connectionName: 'fastify-user-sessions:revoked',
-      retryStrategy: retryDelay
-    })
-    sub.on('message', (_channel: string, text: string) => deliver(text))
-    sub.on('error', (err: Error) => this.#fault(err.message))
-    sub.on('close', () => {
-      if (this.#closed) return
-      this.#fault('connection lost')
-    })
-    // 'ready' comes when the connection is first made and after each loss: either way, what was
-    // published before the SUBSCRIBE answered was not heard.
-    sub.on('ready', () => {
-      sub.subscribe(channel).then(() => {
+    this.#sub = (client.subscribe as NonNullable<RedisClient['subscribe']>)(channel, {
+      message: deliver,
+      subscribed: () => {
         if (this.#failing) log.info('redis revocation bus: subscription restored')
         this.#failing = false
         resync()
-      }, (err: Error) => this.#fault(err.message))
+      },
+      fault: (message) => this.#fault(message)
     })
   }
 
@@ -168,16 +152,6 @@ class ChannelSubscription {
 
   async close (): Promise<void> {
     this.#closed = true
-    const sub = this.#sub
-    if (sub.status === 'ready') {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#timeout).unref()
-        sub.quit().catch(noop).finally(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-    sub.disconnect()
+    await this.#sub.close()
   }
 }

@@ -1,13 +1,14 @@
+import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, type Cluster } from 'ioredis'
 import { FST_SESSION_STORE_UNAVAILABLE } from '../errors.js'
+import { CLIENTS, clientKind, type Arg, type ClientKind, type RedisClient } from './client.js'
+import { IoredisClient } from './ioredis.js'
+import { nodeRedisClient } from './node-redis.js'
 import type { Script } from './script.js'
 
 // The Redis store's way to talk to Redis: every call bounded in time, nothing queued behind
 // a lost connection, EVALSHA with EVAL as fallback, and the client closed only when we made it.
 
-/** Client states in which a connection is on its way: calls wait for it. */
-const CONNECTING = new Set(['wait', 'connecting', 'connect'])
 const noop = (): void => {}
 
 function unavailable (message: string): Error {
@@ -18,73 +19,122 @@ function isNoScript (err: unknown): boolean {
   return String((err as Error).message).startsWith('NOSCRIPT')
 }
 
-interface Queued {
-  command: string
-  args: Array<string | number>
-  /** ioredis's callback: (error) or (null, reply). */
-  done: (err: Error | null | undefined, value?: unknown) => void
+/** The user's client, checked at register() (`clientKind`), as the stores talk to it. */
+export function adapt (client: object): RedisClient {
+  const kind = clientKind(client) as ClientKind
+  return kind === 'ioredis' ? new IoredisClient(client as ConstructorParameters<typeof IoredisClient>[0]) : nodeRedisClient(client, kind)
+}
+
+const load = createRequire(import.meta.url)
+
+/** Loads an installed client library, without a static import: an app on another store never needs one. */
+function library (name: string): Record<string, unknown> | undefined {
+  try {
+    return load(name) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A client made from `url`: ioredis when it is installed, else node-redis. No offline queue and
+ * no resending after a reconnect: a command that could not be sent in time fails, and never
+ * runs later behind the caller's back.
+ */
+export function clientFromUrl (url: string, timeout: number, names = { ioredis: 'ioredis', redis: 'redis' }): RedisClient {
+  const ioredis = library(names.ioredis)
+  if (ioredis !== undefined) {
+    // No auto-pipelining: when Redis goes down while an auto-pipelined batch awaits its reply,
+    // ioredis 5 can come back 'ready' and never answer again (hardening/repro/redis-wedge.js);
+    // the store batches the commands of one tick itself.
+    const Redis = ioredis.Redis as new (url: string, options: object) => object
+    return adapt(new Redis(url, {
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: timeout,
+      enableAutoPipelining: false
+    }))
+  }
+  const redis = library(names.redis)
+  if (redis === undefined) throw unavailable(`a Redis url needs a client library: npm install ioredis, or redis (${CLIENTS})`)
+  const createClient = redis.createClient as (options: object) => { connect: () => Promise<unknown>, on: (e: string, f: () => void) => void }
+  const client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: timeout } })
+  client.on('error', noop)
+  client.connect().catch(noop)
+  return adapt(client)
+}
+
+/** The store's connection: to the user's `client` (never closed by us), or to a client made from `url`. */
+export function connection (client: object | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger): RedisConnection {
+  return client === undefined
+    ? new RedisConnection(clientFromUrl(url as string, timeout), timeout, log, true)
+    : new RedisConnection(adapt(client), timeout, log, false)
 }
 
 export class RedisConnection {
-  readonly client: Redis | Cluster
+  readonly redis: RedisClient
   readonly #own: boolean
   readonly #timeout: number
   readonly #log: FastifyBaseLogger
   #ready: Promise<void> | undefined
-  #onReady: (() => void) | undefined
+  #cancelReady: (() => void) | undefined
   #failing = false
   #closed = false
-  /** Commands issued during this turn of the event loop; sent together, in one write. */
-  #queue: Queued[] = []
-  readonly #batching: boolean
+  /** Warnings wait for ready(), which says in one line what a failed start means. */
+  #started = false
 
-  /** Uses `client`, or makes (and will close) one from `url`; `own`: close `client` too. */
-  constructor (client: Redis | Cluster | undefined, url: string | undefined, timeout: number, log: FastifyBaseLogger,
-    own = client === undefined) {
+  /** Talks through `client`; `own`: made for us (from `url`, or duplicated), closed with the store. */
+  constructor (client: RedisClient, timeout: number, log: FastifyBaseLogger, own: boolean) {
     this.#timeout = timeout
     this.#log = log
     this.#own = own
-    this.client = client ?? this.#connect(url as string)
-    if (own && client !== undefined) this.#watch(client)
-    // A Cluster routes each command to its own node: only a single server's client batches.
-    this.#batching = this.client instanceof Redis
-    if ((client as { options?: { enableAutoPipelining?: unknown } } | undefined)?.options?.enableAutoPipelining === true) {
+    this.redis = client
+    if (own) this.#watch(client)
+    if ((client.raw as { options?: { enableAutoPipelining?: unknown } }).options?.enableAutoPipelining === true) {
       log.warn('redis session store: the client has enableAutoPipelining, which can leave ioredis unresponsive after a Redis restart under load')
     }
   }
 
-  #connect (url: string): Redis {
-    // No offline queue and no resending after a reconnect: a command that could not be sent
-    // in time fails, and never runs later behind the caller's back. No auto-pipelining: when
-    // Redis goes down while an auto-pipelined batch awaits its reply, ioredis 5 can come back
-    // 'ready' and never answer again (hardening/repro/redis-wedge.js); it costs some throughput.
-    const client = new Redis(url, {
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: this.#timeout,
-      enableAutoPipelining: false
-    })
-    this.#watch(client)
-    return client
+  /** The client object the store talks through. */
+  get client (): object {
+    return this.redis.raw
   }
 
-  /** One warning per outage, one info line when it ends; ioredis reconnects on its own. */
-  #watch (client: Redis | Cluster): void {
-    client.on('error', (err: Error & { code?: string }) => {
-      if (this.#failing) return
+  /** One warning per outage, one info line when it ends; the client reconnects on its own. */
+  #watch (client: RedisClient): void {
+    client.watch({
+      error: (err) => {
+        if (this.#failing || !this.#started) return
+        this.#failing = true
+        this.#log.warn({ err: { message: err.message, code: err.code } }, 'redis session store: connection error')
+      },
+      lost: () => {
+        if (this.#failing || this.#closed || !this.#started) return
+        this.#failing = true
+        this.#log.warn('redis session store: connection lost')
+      },
+      ready: () => {
+        if (!this.#failing) return
+        this.#failing = false
+        this.#log.info('redis session store: connection restored')
+      }
+    })
+  }
+
+  /**
+   * Once, at the app's ready(): a Redis that does not answer is one warning line, not a
+   * failure (it may come up later; until then requests that need it answer 503).
+   */
+  async ready (what: string): Promise<void> {
+    try {
+      await this.call(() => this.redis.send(['ping']))
+    } catch (err) {
       this.#failing = true
-      this.#log.warn({ err: { message: err.message, code: err.code } }, 'redis session store: connection error')
-    })
-    client.on('close', () => {
-      if (this.#failing || this.#closed) return
-      this.#failing = true
-      this.#log.warn('redis session store: connection lost')
-    })
-    client.on('ready', () => {
-      if (!this.#failing) return
-      this.#failing = false
-      this.#log.info('redis session store: connection restored')
-    })
+      this.#log.warn({ err: { message: (err as Error).message } },
+        `${what}: Redis did not answer at start; requests that need it answer 503 until it does`)
+    } finally {
+      this.#started = true
+    }
   }
 
   /**
@@ -92,27 +142,21 @@ export class RedisConnection {
    * hold their connection, such as WAIT, which would otherwise stall every other call behind it.
    */
   duplicate (): RedisConnection {
-    const client = this.client
-    // A Cluster's copy starts from the nodes known now: its startup nodes may have died since.
-    const copy = client instanceof Redis
-      ? client.duplicate()
-      : client.duplicate(client.nodes().map(({ options }) => ({ host: options.host, port: options.port })))
-    return new RedisConnection(copy, undefined, this.#timeout, this.#log, true)
+    const copy = this.redis.duplicate()
+    return new RedisConnection(copy, this.#timeout, this.#log, copy !== this.redis)
   }
 
   /** Resolves when the client is next ready; one listener, whatever the number of waiting calls. */
   #whenReady (): Promise<void> {
     if (this.#ready === undefined) {
-      const client = this.client
       this.#ready = new Promise((resolve) => {
-        this.#onReady = () => {
+        this.#cancelReady = this.redis.onceReady(() => {
           this.#ready = undefined
-          this.#onReady = undefined
+          this.#cancelReady = undefined
           resolve()
-        }
-        client.once('ready', this.#onReady)
+        })
       })
-      if (client.status === 'wait') client.connect().catch(noop)
+      this.redis.connect()
     }
     return this.#ready
   }
@@ -124,8 +168,7 @@ export class RedisConnection {
    */
   call<T> (send: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(unavailable('the store is closed'))
-    const status = this.client.status
-    if (status !== 'ready' && !CONNECTING.has(status)) return Promise.reject(unavailable(`the Redis connection is down (${status})`))
+    if (this.redis.state() === 'down') return Promise.reject(unavailable('the Redis connection is down'))
     return this.#bounded(send)
   }
 
@@ -143,62 +186,28 @@ export class RedisConnection {
           resolve(value)
         }, (err: Error) => {
           clearTimeout(timer)
-          // ioredis errors carry the command's arguments (session ids, data): keep the message only.
-          // Our own typed errors (a revocation not replicated) go through as they are.
-          reject(String((err as { code?: unknown }).code).startsWith('FST_SESSION_') ? err : unavailable(err.message))
+          // Client errors can carry the command's arguments (session ids, data): keep the message only.
+          reject(unavailable(err.message))
         })
       }
-      if (this.client.status === 'ready') run()
+      if (this.redis.state() === 'ready') run()
       else this.#whenReady().then(run, run)
     })
   }
 
-  /**
-   * Sends one command. On a single server's client, the commands of one turn of the event
-   * loop go out together as one pipeline (one socket write, one read on Redis's side), each
-   * still answered on its own: under load, the commands of many requests cost one socket
-   * write instead of one each.
-   * Nothing waits on an earlier batch, so a batch lost with a connection holds nothing up.
-   */
-  send (command: string, args: Array<string | number>): Promise<unknown> {
-    if (!this.#batching) return this.client.call(command, ...args)
-    return new Promise((resolve, reject) => {
-      const done = (err: Error | null | undefined, value?: unknown): void => {
-        if (err) reject(err)
-        else resolve(value)
-      }
-      if (this.#queue.push({ command, args, done }) === 1) setImmediate(this.#flush)
-    })
-  }
-
-  readonly #flush = (): void => {
-    const queue = this.#queue
-    this.#queue = []
-    const client = this.client
-    if (client.status !== 'ready') {
-      // Lost since the commands were queued: never into ioredis's offline queue, where they
-      // would run later, behind the caller's back.
-      const err = unavailable(`the Redis connection is down (${client.status})`)
-      for (const queued of queue) queued.done(err)
-      return
-    }
-    const target = queue.length === 1 ? client : client.pipeline()
-    for (const { command, args, done } of queue) {
-      (target.call as (command: string, ...args: unknown[]) => unknown)(command, ...args, done)
-    }
-    // Each command's callback settles its caller. A single server's pipeline rejects only
-    // for Cluster slot rules, which do not apply here.
-    if (target !== client) (target as ReturnType<Redis['pipeline']>).exec().catch(noop)
+  /** Sends one command (not bounded: within `call`). */
+  send (args: Arg[]): Promise<unknown> {
+    return this.redis.send(args)
   }
 
   /** Runs a script, bounded: EVALSHA, falling back to EVAL the first time a server sees it. */
-  run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+  run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {
     return this.call(async () => {
       try {
-        return await this.send('evalsha', [script.sha, keys.length, ...keys, ...args])
+        return await this.redis.send(['evalsha', script.sha, keys.length, ...keys, ...args])
       } catch (err) {
         if (!isNoScript(err)) throw err
-        return await this.send('eval', [script.lua, keys.length, ...keys, ...args])
+        return await this.redis.send(['eval', script.lua, keys.length, ...keys, ...args])
       }
     })
   }
@@ -206,10 +215,7 @@ export class RedisConnection {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const client = this.client
-    if (this.#onReady !== undefined) client.off('ready', this.#onReady)
-    if (!this.#own) return
-    if (client.status === 'ready') await this.#bounded(() => client.quit()).catch(noop)
-    client.disconnect()
+    this.#cancelReady?.()
+    if (this.#own) await this.redis.close(this.#timeout)
   }
 }

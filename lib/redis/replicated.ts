@@ -1,29 +1,30 @@
-import { Cluster } from 'ioredis'
 import { FST_SESSION_STORE_NOT_REPLICATED } from '../errors.js'
+import type { Arg } from './client.js'
 import type { RedisConnection } from './connection.js'
 import type { Script } from './script.js'
 
 // Revocations that survive a failover. Redis replicates asynchronously: a deletion the master
 // acknowledged and then lost with the master is undone when its replica takes over, and a
-// logged-out cookie authenticates again. With `waitForReplicas`, each revocation is sent with
-// `WAIT <n> <ms>` right behind it, in one pipeline: one round trip, and on a Cluster the same
-// node (a pipeline goes where its keys' slot lives; WAIT has no key and goes along). WAIT holds
-// its connection until the replicas answer, so revocations get a connection of their own and
-// reads never queue behind them. Data writes do not wait.
+// logged-out cookie authenticates again. With `waitForReplicas`, a write that revoked something
+// (its reply says so) is followed by `WAIT <n> <ms>` on the same connection, to the node of its
+// key; a write that revoked nothing (a login below the cap, a delete of a session already gone)
+// costs what it costs without replicas. WAIT holds its connection until the replicas answer,
+// so revocations get a connection of their own and reads never queue behind them. Data writes
+// do not wait.
 
-/** Each command as ioredis's pipeline takes it: name, then arguments. */
-type Command = [string, ...Array<string | number>]
+/** One command: name, then arguments. */
+type Command = [string, ...Arg[]]
 
 export interface RevocationWrites {
   /** Runs a script that revokes; resolves only once the revocation is as durable as asked. */
-  run: (script: Script, keys: string[], args: Array<string | number>) => Promise<unknown>
+  run: (script: Script, keys: string[], args: Arg[]) => Promise<unknown>
   /**
    * Runs a script that may revoke (a login at the per-user cap evicts); `revoked(reply)` says
    * whether it did, and only then does a shortfall of replicas fail the call.
    */
-  runMaybe: (script: Script, keys: string[], args: Array<string | number>, revoked: (reply: unknown) => boolean) => Promise<unknown>
-  /** One plain command that revokes. */
-  command: (command: Command) => Promise<unknown>
+  runMaybe: (script: Script, keys: string[], args: Arg[], revoked: (reply: unknown) => boolean) => Promise<unknown>
+  /** One plain command on a key that may revoke, as `runMaybe`. */
+  command: (command: Command, revoked: (reply: unknown) => boolean) => Promise<unknown>
   close: () => Promise<void>
 }
 
@@ -32,7 +33,7 @@ function unreplicated (redis: RedisConnection): RevocationWrites {
   return {
     run: (script, keys, args) => redis.run(script, keys, args),
     runMaybe: (script, keys, args) => redis.run(script, keys, args),
-    command: ([name, ...args]) => redis.call(() => redis.send(name, args)),
+    command: (command) => redis.call(() => redis.send(command)),
     close: async () => {}
   }
 }
@@ -52,48 +53,34 @@ class Replicated implements RevocationWrites {
     this.#waitMs = Math.max(1, timeout - Math.min(200, Math.floor(timeout / 2)))
   }
 
-  /** Sends `command` and WAIT in one pipeline; resolves [the command's reply, the replicas that acknowledged]. */
-  async #withWait (command: Command, moved = false): Promise<[unknown, number]> {
-    const client = this.#redis.client
-    const replies = await client.pipeline([command, ['wait', this.#replicas, this.#waitMs]]).exec() as Array<[Error | null, unknown]>
-    const [err] = replies[0] as [Error | null, unknown]
-    // A slot that moved (a failover): ioredis retries a Cluster pipeline only when every reply
-    // is the same error, and WAIT answers; learn the new owner and send again, once.
-    if (!moved && err !== null && /^(MOVED|ASK) /.test(err.message) && client instanceof Cluster) {
-      await new Promise<void>((resolve) => { client.refreshSlotsCache(() => resolve()) })
-      return await this.#withWait(command, true)
-    }
-    for (const [err] of replies) if (err !== null) throw err
-    return [(replies[0] as [null, unknown])[1], (replies[1] as [null, number])[1]]
-  }
-
-  #check (acked: number): void {
+  /**
+   * Waits until the revocation just written through this connection to the node of `key` is on
+   * enough replicas. A master that has fewer replicas connected than asked fails at once
+   * (ROLE lists them): WAIT would hold the connection for its whole timeout to say the same.
+   */
+  async #replicate (key: string): Promise<void> {
+    const redis = this.#redis.redis
+    // A master's ROLE: ['master', offset, [[host, port, offset], ...one per replica connected]].
+    const role = await this.#redis.call(() => redis.onNode(key, ['role'])) as [string, number, unknown[]]
+    const connected = role[2].length
+    if (connected < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(connected, this.#replicas, 0)
+    const acked = await this.#redis.call(() => redis.onNode(key, ['wait', this.#replicas, this.#waitMs])) as number
     if (acked < this.#replicas) throw new FST_SESSION_STORE_NOT_REPLICATED(acked, this.#replicas, this.#waitMs)
   }
 
-  /**
-   * EVAL, not EVALSHA: a NOSCRIPT answer would come after WAIT had held the connection for
-   * nothing, and the retry would wait again. A revocation is rare; its script is 1 to 2 KB.
-   */
-  #script (script: Script, keys: string[], args: Array<string | number>): Promise<[unknown, number]> {
-    return this.#redis.call(() => this.#withWait(['eval', script.lua, keys.length, ...keys, ...args]))
+  async run (script: Script, keys: string[], args: Arg[]): Promise<unknown> {
+    return await this.runMaybe(script, keys, args, () => true)
   }
 
-  async run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    const [reply, acked] = await this.#script(script, keys, args)
-    this.#check(acked)
+  async runMaybe (script: Script, keys: string[], args: Arg[], revoked: (reply: unknown) => boolean): Promise<unknown> {
+    const reply = await this.#redis.run(script, keys, args)
+    if (revoked(reply)) await this.#replicate(keys[0] as string)
     return reply
   }
 
-  async runMaybe (script: Script, keys: string[], args: Array<string | number>, revoked: (reply: unknown) => boolean): Promise<unknown> {
-    const [reply, acked] = await this.#script(script, keys, args)
-    if (revoked(reply)) this.#check(acked)
-    return reply
-  }
-
-  async command (command: Command): Promise<unknown> {
-    const [reply, acked] = await this.#redis.call(() => this.#withWait(command))
-    this.#check(acked)
+  async command (command: Command, revoked: (reply: unknown) => boolean): Promise<unknown> {
+    const reply = await this.#redis.call(() => this.#redis.send(command))
+    if (revoked(reply)) await this.#replicate(command[1] as string)
     return reply
   }
 

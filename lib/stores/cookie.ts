@@ -115,6 +115,11 @@ export class CookieStore implements StatelessStore {
     return session === undefined ? undefined : { session, renew: opened.renew }
   }
 
+  /** The revocation store's check at the app's ready(), if it has one. */
+  async ready (): Promise<void> {
+    await this.revocation?.ready?.()
+  }
+
   async close (): Promise<void> {
     await this.revocation?.close?.()
   }

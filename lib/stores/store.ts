@@ -168,6 +168,8 @@ export interface RevocationStore {
   ownerKey? (): Promise<Uint8Array>
   /** How every instance sharing the revocation store hears of revocations, as `SessionStore.bus`. */
   readonly bus?: RevocationBus
+  /** As `SessionStore.ready`: called once, at the app's ready(). */
+  ready? (): Promise<void>
   close? (): Promise<void>
 }
 

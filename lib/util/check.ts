@@ -107,34 +107,3 @@ export function keyPrefix (option: string, value: unknown, fallback: string): st
   if (typeof value !== 'string' || /[{}]/.test(value)) fail(option, 'must be a string without { or }')
   return value
 }
-
-export interface RedisCommonOptions {
-  readonly prefix: string
-  readonly timeout: number
-  readonly waitForReplicas: number
-}
-
-/**
- * What every Redis-backed store (the session store, the cookie store's revocation) takes:
- * exactly one of `client` (an ioredis Redis or Cluster: every Redis-backed store calls scripts
- * and reads hashes) and `url`, a key prefix without braces (keys carry a `{hash tag}`), the
- * bound on each call, and how many replicas a revocation waits for. `at` is where the options
- * sit ('storeOptions.', 'storeOptions.revocation.'); `known` lists every key the store takes.
- */
-export function redisOptions (at: string, options: object, known: readonly string[]): RedisCommonOptions {
-  const o = optionsObject(at.slice(0, -1), options)
-  knownKeys(o, known, at)
-  const { client, url } = o
-  if ((client === undefined) === (url === undefined)) fail(at + 'client', 'give either a client or a url')
-  if (client !== undefined && (client === null || typeof client !== 'object' ||
-    typeof (client as { evalsha?: unknown }).evalsha !== 'function' ||
-    typeof (client as { hgetall?: unknown }).hgetall !== 'function')) {
-    fail(at + 'client', 'must be an ioredis Redis or Cluster client')
-  }
-  nonEmptyString(at + 'url', url)
-  return {
-    prefix: keyPrefix(at + 'prefix', o.prefix, 'sess:'),
-    timeout: positiveInteger(at + 'timeout', o.timeout, DEFAULT_TIMEOUT_MS),
-    waitForReplicas: nonNegativeInteger(at + 'waitForReplicas', o.waitForReplicas, 0)
-  }
-}

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { Redis } from 'ioredis'
 import { conformanceCases, runConformance } from '../../lib/conformance/index.js'
 import { MemoryStore, RedisStore, type SessionStore } from '../../lib/index.js'
 import { redisServer } from '../helpers/redis.js'
+import { CLIENTS, ioredis } from '../helpers/clients.js'
+import type { Redis } from 'ioredis'
 
-// The one suite, against the memory store and a single Redis. The Cluster runs it in test/stores/redis/cluster.test.ts.
+// The one suite, against the memory store and a single Redis on every client. The Cluster runs it in test/stores/redis/cluster.test.ts.
 
 t.test('memory store', async (t) => {
   runConformance((title, fn) => t.test(title, fn), { createStore: (context) => new MemoryStore({}, context) })
@@ -18,27 +19,31 @@ t.test('conformanceCases lists named cases', async (t) => {
   t.ok(cases.every((c) => /^[a-z-]+$/.test(c.name)))
 })
 
-t.test('redis store', async (t) => {
-  const server = await redisServer(t)
-  if (server === undefined) return
-  const client = new Redis(server.url)
-  const run = randomBytes(4).toString('hex')
-  t.teardown(async () => {
-    const left = await client.keys(`conf:${run}:*`)
-    if (left.length > 0) await client.del(...left)
-    await client.quit()
+for (const maker of CLIENTS) {
+  t.test(`redis store on ${maker.name}`, async (t) => {
+    const server = await redisServer(t)
+    if (server === undefined) return
+    const client = await maker.single(server.url)
+    const admin = await ioredis.single(server.url) as Redis
+    const run = randomBytes(4).toString('hex')
+    t.teardown(async () => {
+      const left = await admin.keys(`conf:${run}:*`)
+      if (left.length > 0) await admin.del(...left)
+      await maker.close(client)
+      await ioredis.close(admin)
+    })
+    const prefix = (name: string): string => `conf:${run}:${name}:`
+    runConformance((title, fn) => t.test(title, fn), {
+      createStore: (context, name) => new RedisStore({ client, prefix: prefix(name) }, context),
+      dump: async (_store: SessionStore, name: string) => {
+        const keys = await admin.keys(prefix(name) + '*')
+        const parts = await Promise.all(keys.map(async (key) => {
+          const type = await admin.type(key)
+          const value = type === 'hash' ? await admin.hgetall(key) : type === 'zset' ? await admin.zrange(key, 0, -1, 'WITHSCORES') : await admin.get(key)
+          return key + ' ' + JSON.stringify(value)
+        }))
+        return parts.join('\n')
+      }
+    })
   })
-  const prefix = (name: string): string => `conf:${run}:${name}:`
-  runConformance((title, fn) => t.test(title, fn), {
-    createStore: (context, name) => new RedisStore({ client, prefix: prefix(name) }, context),
-    dump: async (_store: SessionStore, name: string) => {
-      const keys = await client.keys(prefix(name) + '*')
-      const parts = await Promise.all(keys.map(async (key) => {
-        const type = await client.type(key)
-        const value = type === 'hash' ? await client.hgetall(key) : type === 'zset' ? await client.zrange(key, 0, -1, 'WITHSCORES') : await client.get(key)
-        return key + ' ' + JSON.stringify(value)
-      }))
-      return parts.join('\n')
-    }
-  })
-})
+}

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { Redis } from 'ioredis'
 import { revocationConformanceCases, runRevocationConformance } from '../../lib/conformance/index.js'
 import { MemoryRevocation, RedisRevocation, type RevocationStore, type StoreContext } from '../../lib/index.js'
 import { redisCluster, redisServer } from '../helpers/redis.js'
+import { CLIENTS, ioredis } from '../helpers/clients.js'
+import type { Redis } from 'ioredis'
 
-// The revocation suite, against the memory store, Redis (single and a 3-master Cluster) and
+// The revocation suite, against the memory store, Redis (single and a 3-master Cluster, on every client) and
 // one written here, as a user would: two Maps on the context's clock.
 
 t.test('memory revocation', async (t) => {
@@ -69,31 +70,42 @@ t.test('revocationConformanceCases lists named cases, and closes a store that fa
 const run = randomBytes(4).toString('hex')
 const prefix = (name: string): string => `conf:${run}:${name}:`
 
-t.test('redis revocation', async (t) => {
+for (const maker of CLIENTS) {
+  t.test(`redis revocation on ${maker.name}`, async (t) => {
+    const server = await redisServer(t)
+    if (server === undefined) return
+    const client = await maker.single(server.url)
+    const admin = await ioredis.single(server.url) as Redis
+    t.teardown(async () => {
+      const left = await admin.keys(`conf:${run}:*`)
+      if (left.length > 0) await admin.del(...left)
+      await maker.close(client)
+      await ioredis.close(admin)
+    })
+    runRevocationConformance((title, fn) => t.test(title, fn), {
+      createRevocation: (context, name) => new RedisRevocation({ type: 'redis', client, prefix: prefix(maker.name + name) }, context)
+    })
+  })
+}
+
+t.test('redis revocation with a client of its own', async (t) => {
   const server = await redisServer(t)
   if (server === undefined) return
-  const client = new Redis(server.url)
-  t.teardown(async () => {
-    const left = await client.keys(`conf:${run}:*`)
-    if (left.length > 0) await client.del(...left)
-    await client.quit()
-  })
   runRevocationConformance((title, fn) => t.test(title, fn), {
-    createRevocation: (context, name) => new RedisRevocation({ type: 'redis', client, prefix: prefix(name) }, context)
-  })
-  t.test('with a client of its own', async (t) => {
-    runRevocationConformance((title, fn) => t.test(title, fn), {
-      createRevocation: (context, name) => new RedisRevocation({ type: 'redis', url: server.url, prefix: prefix('own-' + name) }, context)
-    })
+    createRevocation: (context, name) => new RedisRevocation({ type: 'redis', url: server.url, prefix: prefix('own-' + name) }, context)
   })
 })
 
 t.test('redis revocation on a 3-master cluster', async (t) => {
   const cluster = await redisCluster(t)
   if (cluster === undefined) return
-  const client = cluster.client()
-  t.teardown(() => client.quit())
-  runRevocationConformance((title, fn) => t.test(title, fn), {
-    createRevocation: (context, name) => new RedisRevocation({ type: 'redis', client, prefix: prefix(name) }, context)
-  })
+  for (const maker of CLIENTS) {
+    t.test(maker.name, async (t) => {
+      const client = await maker.cluster(cluster.nodes.slice(0, 1))
+      t.teardown(() => maker.close(client))
+      runRevocationConformance((title, fn) => t.test(title, fn), {
+        createRevocation: (context, name) => new RedisRevocation({ type: 'redis', client, prefix: prefix(maker.name + name) }, context)
+      })
+    })
+  }
 })

@@ -1,14 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
 import { announce } from '../../bus/announce.js'
 import { RedisBus } from '../../bus/redis.js'
-import { fail, redisOptions } from '../../util/check.js'
+import { fail } from '../../util/check.js'
+import { redisOptions } from '../../redis/options.js'
 import { FST_SESSION_USER_ID_INVALID } from '../../errors.js'
 import { isSessionId, tagOf, userTag } from '../../crypto/ids.js'
 import type { OwnerKey } from '../../crypto/owner-key.js'
 import { redisOwnerKey } from '../../redis/owner-key.js'
 import { parseValue } from '../../util/json.js'
-import { RedisConnection } from '../../redis/connection.js'
+import { connection, type RedisConnection } from '../../redis/connection.js'
+import { toHash, type RedisClientLike } from '../../redis/client.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './scripts.js'
 import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
@@ -26,12 +27,13 @@ export interface RedisSerializer {
 
 export interface RedisStoreOptions {
   /**
-   * An ioredis client or Cluster. The store never closes it. Every call is bounded by
-   * `timeout` whatever the client's options, and nothing is sent while it is not ready,
-   * so its offline queue stays empty. @default undefined
+   * The app's Redis client: ioredis or iovalkey (`Redis`, `Cluster`, Sentinel), or node-redis
+   * (`createClient`, `createCluster`, `createSentinel`). The store never closes it. Every call is
+   * bounded by `timeout` whatever the client's options, and nothing is sent while it is not
+   * ready, so its offline queue stays empty. @default undefined
    */
-  client?: Redis | Cluster
-  /** A Redis URL; the store makes its own client from it and closes it with the app. @default undefined */
+  client?: RedisClientLike
+  /** A Redis URL; the store makes its own client from it (ioredis when installed, else node-redis) and closes it with the app. @default undefined */
   url?: string
   /** Prepended to every key; must not hold `{` or `}`. @default 'sess:' */
   prefix?: string
@@ -91,12 +93,10 @@ export class RedisStore implements SessionStore {
     this.#log = context.log
     this.#maxPerUser = context.maxSessionsPerUser
     this.#timeout = timeout
-    const clientPrefix = (options.client as { options?: { keyPrefix?: unknown } } | undefined)?.options?.keyPrefix
-    if (typeof clientPrefix === 'string' && /[{}]/.test(clientPrefix)) {
-      fail('storeOptions.client', 'the client\'s keyPrefix must not hold { or }')
-    }
-    this.#base = (typeof clientPrefix === 'string' ? clientPrefix : '') + this.#prefix
-    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#redis = connection(options.client, options.url, timeout, context.log)
+    const clientPrefix = this.#redis.redis.keyPrefix
+    if (/[{}]/.test(clientPrefix)) fail('storeOptions.client', 'the client\'s keyPrefix must not hold { or }')
+    this.#base = clientPrefix + this.#prefix
     this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
     this.#ownerKey = redisOwnerKey(this.#redis, this.#prefix)
   }
@@ -110,9 +110,14 @@ export class RedisStore implements SessionStore {
     return userTag(this.#ownerKey.loaded ?? await this.#ownerKey.get(), userId)
   }
 
-  /** The ioredis client the store talks through: the one it was given, or the one it made from `url`. */
-  get client (): Redis | Cluster {
+  /** The client the store talks through: the one it was given, or the one it made from `url`. */
+  get client (): RedisClientLike {
     return this.#redis.client
+  }
+
+  /** Once, at the app's ready(): an unreachable Redis is one warning line. */
+  async ready (): Promise<void> {
+    await this.#redis.ready('redis session store')
   }
 
   /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
@@ -167,7 +172,7 @@ export class RedisStore implements SessionStore {
 
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
-    const fields = await this.#redis.call(() => this.#redis.send('hgetall', [this.#keys(id).key])) as Record<string, string>
+    const fields = toHash(await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key])))
     return this.#toStored(id, fields.u, fields, this.#clock())
   }
 
@@ -220,7 +225,8 @@ export class RedisStore implements SessionStore {
   async delete (id: string): Promise<boolean> {
     if (!isSessionId(id)) return false
     const keys = this.#keys(id)
-    return await this.#revocations.run(DELETE, this.#keyList(keys), [this.#clock(), keys.member]) === 1
+    const deleted = (reply: unknown): boolean => reply === 1
+    return deleted(await this.#revocations.runMaybe(DELETE, this.#keyList(keys), [this.#clock(), keys.member], deleted))
   }
 
   async getAll (userId: string): Promise<StoredSession[]> {
@@ -244,7 +250,8 @@ export class RedisStore implements SessionStore {
     for (const id of except) {
       if (tagOf(id) === owner) keep.push(id.slice(owner.length + 1))
     }
-    const deleted = await this.#revocations.run(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep]) as string[]
+    const deleted = await this.#revocations.runMaybe(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep],
+      (reply) => (reply as string[]).length > 0) as string[]
     if (deleted.length > 0) this.#announce(userId, owner, deleted, 'deleteAll', except)
     return deleted.length
   }

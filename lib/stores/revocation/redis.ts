@@ -1,10 +1,10 @@
-import type { Cluster, Redis } from 'ioredis'
 import { RedisBus } from '../../bus/redis.js'
-import { redisOptions } from '../../util/check.js'
+import { redisOptions } from '../../redis/options.js'
 import { tagOf, userTag } from '../../crypto/ids.js'
 import type { OwnerKey } from '../../crypto/owner-key.js'
 import { redisOwnerKey } from '../../redis/owner-key.js'
-import { RedisConnection } from '../../redis/connection.js'
+import { connection, type RedisConnection } from '../../redis/connection.js'
+import type { RedisClientLike } from '../../redis/client.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { script } from '../../redis/script.js'
 import type { RevocationStore, StoreContext } from '../store.js'
@@ -26,8 +26,8 @@ import type { RevocationStore, StoreContext } from '../store.js'
 
 export interface RedisRevocationOptions {
   type: 'redis'
-  /** An ioredis client or Cluster; never closed by the store. Give either `client` or `url`. */
-  client?: Redis | Cluster
+  /** The app's Redis client (ioredis, iovalkey or node-redis, as the Redis store's); never closed by the store. Give either `client` or `url`. */
+  client?: RedisClientLike
   /** A Redis URL; the store makes its own client and closes it with the app. */
   url?: string
   /** Prepended to every key; must not hold `{` or `}`. @default 'sess:' */
@@ -73,7 +73,7 @@ export class RedisRevocation implements RevocationStore {
     this.#clock = context.clock
     this.#timeout = timeout
     this.#log = context.log
-    this.#redis = new RedisConnection(options.client, options.url, timeout, context.log)
+    this.#redis = connection(options.client, options.url, timeout, context.log)
     this.#revocations = revocationWrites(this.#redis, waitForReplicas, timeout)
     this.#ownerKey = redisOwnerKey(this.#redis, this.#prefix)
   }
@@ -85,6 +85,11 @@ export class RedisRevocation implements RevocationStore {
 
   async #tag (userId: string): Promise<string> {
     return userTag(this.#ownerKey.loaded ?? await this.#ownerKey.get(), userId)
+  }
+
+  /** Once, at the app's ready(): an unreachable Redis is one warning line. */
+  async ready (): Promise<void> {
+    await this.#redis.ready('redis revocation store')
   }
 
   /** Redis pub/sub on the store's client (sharded on a Cluster); made on first use. */
@@ -104,7 +109,7 @@ export class RedisRevocation implements RevocationStore {
 
   async isRevoked (id: string, userId: string | undefined, generation: number): Promise<boolean> {
     const redis = this.#redis
-    if (userId === undefined) return await redis.call(() => redis.client.exists(this.#denyKey(id))) === 1
+    if (userId === undefined) return await redis.call(() => redis.send(['exists', this.#denyKey(id)])) === 1
     // The id of a user's session carries the user's tag (the plugin checked it): no hash to compute.
     return await redis.run(IS_REVOKED, [this.#userKey(tagOf(id) as string), this.#denyKey(id)], ['k:' + id, generation]) === 1
   }
@@ -112,13 +117,14 @@ export class RedisRevocation implements RevocationStore {
   async generation (userId: string): Promise<number> {
     const redis = this.#redis
     const key = this.#userKey(await this.#tag(userId))
-    const value = await redis.call(() => redis.client.hget(key, 'g'))
-    return value === null ? 0 : Number(value)
+    const value = await redis.call(() => redis.send(['hget', key, 'g']))
+    return value == null ? 0 : Number(value)
   }
 
   async revoke (id: string, until: number): Promise<boolean> {
     if (until <= this.#clock()) return false
-    return await this.#revocations.command(['set', this.#denyKey(id), '1', 'PXAT', until, 'NX']) === 'OK'
+    const set = (reply: unknown): boolean => reply === 'OK'
+    return set(await this.#revocations.command(['set', this.#denyKey(id), '1', 'PXAT', until, 'NX'], set))
   }
 
   async revokeAll (userId: string, except: readonly string[], until: number): Promise<void> {

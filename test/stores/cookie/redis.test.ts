@@ -67,7 +67,7 @@ t.test('against a single Redis', async (t) => {
     const cases: Array<[object, RegExp]> = [
       [{}, /"storeOptions.revocation.client": give either a client or a url/],
       [{ client, url: server.url }, /give either a client or a url/],
-      [{ client: {} }, /"storeOptions.revocation.client": must be an ioredis Redis or Cluster client/],
+      [{ client: {} }, /"storeOptions.revocation.client": must be an ioredis or iovalkey client \(Redis, Cluster\) or a node-redis client \(createClient, createCluster, createSentinel\)/],
       [{ client: null }, /"storeOptions.revocation.client"/],
       [{ url: '' }, /"storeOptions.revocation.url": must be a non-empty string/],
       [{ url: 5 }, /"storeOptions.revocation.url"/],

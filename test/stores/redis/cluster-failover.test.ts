@@ -3,6 +3,7 @@ import { Redis, type Cluster } from 'ioredis'
 import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
 import { clusterRoles, redisCluster, replicaCaughtUp, replicaInSync, until, type RedisClusterNodes } from '../../helpers/redis.js'
+import { LIBRARIES } from '../../helpers/clients.js'
 
 // A Redis Cluster of 3 masters with a replica each, and real failovers: a master killed with
 // SIGKILL, its replica promoted by the cluster itself. Each failover uses another master.
@@ -70,7 +71,7 @@ if (cluster !== undefined) {
 
   const login = async (t: Test, app: Awaited<ReturnType<typeof buildApp>>, user: string): Promise<string> => {
     const res = await app.inject({ method: 'POST', url: '/login', payload: { user } })
-    t.equal(res.statusCode, 200)
+    t.equal(res.statusCode, 200, res.statusCode === 200 ? 'logged in' : res.body)
     return cookieOf(res) as string
   }
 
@@ -127,6 +128,33 @@ if (cluster !== undefined) {
       'the promoted master has no replica left: revocations say so instead of pretending')
     t.equal((await app.inject({ url: '/me', headers: { cookie: fresh } })).json().userId, null)
   })
+
+  // The state a failover leaves behind, until a replica is added: the promoted master has none.
+  // Only a write that revoked something waits for replicas, so logins there cost what they
+  // cost without waitForReplicas; a revocation is told at once (ROLE lists no replica), not
+  // after WAIT's whole timeout.
+  for (const maker of LIBRARIES) {
+    t.test(`a master that lost its replica, ${maker.name}: logins answer in normal time, deleteAll fails fast`, async (t) => {
+      const alone = await until('a master without a replica', async () =>
+        [...await clusterRoles(live)].find(([, r]) => r === undefined)?.[0])
+      const user = await userOn(alone, `alone-${maker.name}`)
+      const own = await maker.cluster([{ host: '127.0.0.1', port: live }])
+      t.teardown(() => maker.close(own))
+      const app = await buildApp({ store: 'redis', storeOptions: { client: own, prefix: 'alone:', timeout: TIMEOUT, waitForReplicas: 1 } })
+      t.teardown(() => app.close())
+      await login(t, app, user) // connections made, scripts loaded
+      const times: number[] = []
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now()
+        await login(t, app, user)
+        times.push(Date.now() - started)
+      }
+      t.ok(Math.max(...times) < TIMEOUT / 2, `three logins, none waiting for a replica (${times.join(', ')} ms)`)
+      const started = Date.now()
+      await t.rejects(app.sessions.deleteAll(user), { code: 'FST_SESSION_STORE_NOT_REPLICATED', statusCode: 503, message: /only 0 of 1 replicas/ })
+      t.ok(Date.now() - started < TIMEOUT / 2, `deleteAll told at once (${Date.now() - started} ms), not after WAIT's timeout`)
+    })
+  }
 
   t.test('a manual failover (CLUSTER FAILOVER on the replica): revocations follow the slot to its new master', async (t) => {
     const { master, replica, user } = await pick('manual')

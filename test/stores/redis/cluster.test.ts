@@ -7,6 +7,7 @@ import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
 import { redisCluster, type RedisClusterNodes } from '../../helpers/redis.js'
+import { CLIENTS } from '../../helpers/clients.js'
 
 // A 3-master Redis Cluster of our own: the conformance suite, then proof that a user's sessions
 // are found and deleted completely wherever their slot lives.
@@ -36,13 +37,17 @@ if (cluster !== undefined) {
     return (ranges.find(([from, to]) => slot >= from && slot <= to) as [number, number, [string, number]])[2][1]
   }
 
-  t.test('conformance on a 3-master cluster', async (t) => {
-    const prefix = (name: string): string => `conf:${run}:${name}:`
-    runConformance((title, fn) => t.test(title, fn), {
-      createStore: (context, name) => new RedisStore({ client, prefix: prefix(name) }, context),
-      dump: async (_store, name) => JSON.stringify([...(await keysOnNodes(prefix(name) + '*')).values()])
+  for (const maker of CLIENTS) {
+    t.test(`conformance on a 3-master cluster, ${maker.name}`, async (t) => {
+      const own = await maker.cluster(cluster.nodes.slice(0, 1))
+      t.teardown(() => maker.close(own))
+      const prefix = (name: string): string => `conf:${run}:${maker.name}:${name}:`
+      runConformance((title, fn) => t.test(title, fn), {
+        createStore: (context, name) => new RedisStore({ client: own, prefix: prefix(name) }, context),
+        dump: async (_store, name) => JSON.stringify([...(await keysOnNodes(prefix(name) + '*')).values()])
+      })
     })
-  })
+  }
 
   t.test('a user\'s sessions are listed and deleted completely, wherever the slot lives', async (t) => {
     const prefix = `whole:${run}:`
