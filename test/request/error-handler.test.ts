@@ -50,7 +50,7 @@ if (server !== undefined) {
     const { app, cookie, sink } = await outage(t, (app) => app.setErrorHandler(sessionErrorHandler()))
     t.same([...await flood(app, cookie)], ['503 FST_SESSION_STORE_UNAVAILABLE'], 'every client gets the typed 503')
     const res = await app.inject({ url: '/me', headers: { cookie } })
-    t.same(res.json(), { statusCode: 503, code: 'FST_SESSION_STORE_UNAVAILABLE', error: 'Service Unavailable', message: 'Session store unavailable: the Redis connection is down (reconnecting)' }, 'the body Fastify would send')
+    t.match(res.json(), { statusCode: 503, code: 'FST_SESSION_STORE_UNAVAILABLE', error: 'Service Unavailable', message: /^Session store unavailable: the Redis connection is down/ }, 'the body Fastify would send')
     t.same(atLeast(sink, 50), [], 'no error-level line')
     const warnings = atLeast(sink, 40)
     t.ok(warnings.length <= 3, `${warnings.length} warning lines for ${REQUESTS + 2} requests`)
