@@ -188,12 +188,12 @@ export class DeviceBinding {
   async refresh (log: FastifyBaseLogger, id: string, proof: string | undefined): Promise<RefreshOutcome> {
     if (!isSessionId(id)) return refused(400, 'not a session id')
     try {
-      for (let attempt = 1; ; attempt++) {
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const outcome = await this.#refreshOnce(id, proof)
         if (outcome !== undefined) return outcome
         // Another instance changed the session's field between the read and the write: read it again.
-        if (attempt === MAX_ATTEMPTS) return { kind: 'unavailable', error: this.#core.unavailable(log, new Error('the session\'s binding kept changing')).error }
       }
+      return { kind: 'unavailable', error: this.#core.unavailable(log, new Error('the session\'s binding kept changing')).error }
     } catch (err) {
       return this.#core.unavailable(log, err)
     }
