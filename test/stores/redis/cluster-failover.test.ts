@@ -135,11 +135,25 @@ if (cluster !== undefined) {
   // after WAIT's whole timeout.
   for (const maker of LIBRARIES) {
     t.test(`a master that lost its replica, ${maker.name}: logins answer in normal time, deleteAll fails fast`, async (t) => {
-      const alone = await until('a master without a replica', async () =>
-        [...await clusterRoles(live)].find(([, r]) => r === undefined)?.[0])
+      // A master without a replica in the Cluster's view, and by its own ROLE: none connected to it.
+      const alone = await until('a master without a replica', async () => {
+        for (const [port, replica] of await clusterRoles(live)) {
+          if (replica !== undefined) continue
+          const redis = new Redis(port, '127.0.0.1')
+          try {
+            const role = await redis.role() as [string, number, unknown[]]
+            if (role[2].length === 0) return port
+          } finally {
+            redis.disconnect()
+          }
+        }
+        return undefined
+      })
       const user = await userOn(alone, `alone-${maker.name}`)
       const own = await maker.cluster([{ host: '127.0.0.1', port: live }])
       t.teardown(() => maker.close(own))
+      // The user was picked by its tag under TEST_OWNER_KEY: the store must tag with it too.
+      await seedRedisOwnerKey(client, 'alone:')
       const app = await buildApp({ store: 'redis', storeOptions: { client: own, prefix: 'alone:', timeout: TIMEOUT, waitForReplicas: 1 } })
       t.teardown(() => app.close())
       await login(t, app, user) // connections made, scripts loaded
