@@ -151,10 +151,16 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     assert.equal(await store.patch(deleted.id, patch({ set: nullProto({ x: 1 }), expiresAt: deleted.expiresAt + HOUR })), false)
     assert.equal(await store.get(deleted.id), undefined)
     assert.deepEqual(await store.getAll('alice'), [])
+    // A write of data alone (the most common write, which a store may do without a script).
+    assert.equal(await store.patch(deleted.id, patch({ set: nullProto({ x: 2 }) })), false, 'a data write')
+    assert.equal(await store.get(deleted.id), undefined)
     const expired = await add('alice')
+    const lapsed = await add('alice')
     tick(HOUR)
     assert.equal(await store.patch(expired.id, patch({ expiresAt: expired.expiresAt + HOUR })), false)
     assert.equal(await store.get(expired.id), undefined)
+    assert.equal(await store.patch(lapsed.id, patch({ set: nullProto({ x: 1 }) })), false, 'a data write')
+    assert.equal(await store.get(lapsed.id), undefined)
     assert.deepEqual(await store.getAll('alice'), [])
   }],
   ['delete', 'delete says whether it removed a live session', async ({ store, add, tick }) => {
@@ -252,14 +258,17 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     }
   }],
   ['patch-race', 'patches racing a deleteAll never bring a session back', async ({ store, add, patch }) => {
-    const sessions = await Promise.all(Array.from({ length: 10 }, () => add('alice')))
-    const [deleted] = await Promise.all([
-      store.deleteAll('alice', []),
-      ...sessions.map((s) => store.patch(s.id, patch({ set: nullProto({ late: true }), expiresAt: s.expiresAt + HOUR })))
-    ])
-    assert.equal(deleted, sessions.length)
-    assert.deepEqual(await store.getAll('alice'), [])
-    for (const s of sessions) assert.equal(await store.get(s.id), undefined)
+    // With a new deadline, and data alone (the write a store may do without a script).
+    for (const refresh of [true, false]) {
+      const sessions = await Promise.all(Array.from({ length: 10 }, () => add('alice')))
+      const [deleted] = await Promise.all([
+        store.deleteAll('alice', []),
+        ...sessions.map((s) => store.patch(s.id, patch({ set: nullProto({ late: true }), expiresAt: refresh ? s.expiresAt + HOUR : undefined })))
+      ])
+      assert.equal(deleted, sessions.length)
+      assert.deepEqual(await store.getAll('alice'), [])
+      for (const s of sessions) assert.equal(await store.get(s.id), undefined)
+    }
   }],
   ['many-sessions', 'a user with thousands of sessions is listed and deleted completely', async ({ store, add }, options) => {
     const count = options.manySessions ?? 3000

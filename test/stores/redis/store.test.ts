@@ -98,6 +98,30 @@ if (server !== undefined) {
     await store.close()
   })
 
+  t.test('a write of data alone is one HSET: it keeps the deadline, and a session gone meanwhile leaves no key behind', async (t) => {
+    const prefix = `write:${run}:`
+    await seedRedisOwnerKey(client, prefix)
+    const store = new RedisStore({ client, prefix }, context)
+    const live = record('w', { data: { a: 1 } })
+    t.equal(await store.insert(live), true)
+    const key = `${prefix}s:{${testTag('w')}}.${live.id.split('.')[1] as string}`
+    const set = Object.fromEntries(Array.from({ length: 12_000 }, (_, i) => [`k${i}`, i]))
+    t.equal(await store.patch(live.id, { clear: false, set, unset: [], lastSeenAt: live.lastSeenAt + 5 }), true)
+    t.equal(await client.pexpiretime(key), live.expiresAt, 'the deadline as it was')
+    const stored = await store.get(live.id) as StoredSession
+    t.equal(stored.lastSeenAt, live.lastSeenAt + 5)
+    t.equal(Object.keys(stored.data).length, 12_001, '12,000 keys in one HSET')
+
+    t.equal(await store.delete(live.id), true)
+    t.equal(await store.patch(live.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now() }), false, 'gone')
+    // The HSET made a hash of its own fields, with 1 ms to live: poll until Redis has dropped it.
+    const deadline = Date.now() + 5000
+    while (await client.exists(key) === 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    t.equal(await client.exists(key), 0, 'no key left behind')
+    t.same(await client.keys(`${prefix}*{${testTag('w')}}*`), [], 'nor an index')
+    await store.close()
+  })
+
   t.test('a client keyPrefix is honoured, inside scripts too', async (t) => {
     const prefixed = new Redis(server.url, { keyPrefix: `kp:${run}:` })
     t.teardown(() => prefixed.quit())
