@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
+import { createCluster } from 'redis'
+import { newSessionId } from '../../lib/crypto/ids.js'
 import { clientKind, toHash } from '../../lib/redis/client.js'
 import { RedisBus } from '../../lib/bus/redis.js'
 import { CookieStore, RedisStore } from '../../lib/index.js'
@@ -198,6 +200,23 @@ t.test('a client that is closed: calls fail at once, on a single server and on a
     await t.rejects(store.getAll('u'), { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ })
     await store.close()
   }
+})
+
+t.test('a node-redis Cluster still discovering its slots: calls wait for it, within the timeout', async (t) => {
+  const cluster = await redisCluster(t)
+  if (cluster === undefined) return
+  const client = createCluster({ rootNodes: cluster.nodes.slice(0, 1).map(({ host, port }) => ({ url: `redis://${host}:${port}` })) })
+  client.on('error', () => {})
+  t.teardown(() => nodeRedis2.close(client))
+  const store = new RedisStore({ client, prefix: 'discovering:', timeout: 5000 }, context)
+  // connect() opens the Cluster at once; its slot map comes with the first node's answer.
+  const connected = client.connect()
+  t.equal(client.isOpen && client.masters.length === 0, true, 'open, no slot map yet')
+  const id = newSessionId(undefined)
+  t.equal(await store.get(id), undefined, 'the read waited for the slot map, then ran')
+  await connected
+  t.equal(await store.delete(id), false)
+  await store.close()
 })
 
 t.test('a url without ioredis installed: a node-redis client of the store\'s own; neither: a message naming them', async (t) => {
