@@ -1,5 +1,6 @@
-// The two routes every scenario serves: POST /counter reads a counter from the session,
-// increments it and sets it (write); GET /counter only reads it (read).
+// The routes every scenario serves: POST /counter reads a counter from the session,
+// increments it and sets it (write); GET /counter only reads it (read); GET /plain never
+// touches the session (what the plugin costs a route that does not use it).
 
 export const SECRET = 'a-bench-secret-that-is-long-enough-for-every-plugin'
 
@@ -12,6 +13,7 @@ export function counterRoutes (app, session) {
     s.set('counter', counter)
     return { counter }
   })
+  app.get('/plain', async () => ({ counter: 0 }))
 }
 
 /** A logger for stores built outside an app: says nothing. */
