@@ -6,9 +6,11 @@ import { newSessionId } from '../../../lib/crypto/ids.js'
 import { testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf, logSink } from '../../helpers/app.js'
 import { redisServer } from '../../helpers/redis.js'
+import { LIBRARIES, nodeRedis6 } from '../../helpers/clients.js'
 
 // Faults against a real redis-server of our own: stopped (connections refused), paused with
-// SIGSTOP (connections open, no answer), and back again, without restarting the app.
+// SIGSTOP (connections open, no answer), and back again, without restarting the app; stopped
+// and restarted on a client of the store's own and on a given client of each library.
 
 const TIMEOUT = 300
 const SLACK = 700 // a loaded CI machine; the bound itself is TIMEOUT
@@ -35,13 +37,13 @@ if (server !== undefined) {
     throw new Error('Redis did not come back')
   }
 
-  for (const kind of ['url', 'client'] as const) {
-    t.test(`redis stopped and restarted (${kind === 'url' ? 'a client made from url' : 'a given client with default options'})`, async (t) => {
+  for (const maker of [undefined, ...LIBRARIES, nodeRedis6]) {
+    const kind = maker === undefined ? 'url' : 'client'
+    t.test(`redis stopped and restarted (${maker === undefined ? 'a client made from url' : `a given ${maker.name} client with default options`})`, async (t) => {
       const sink = logSink('debug')
-      const given = kind === 'client' ? new Redis(server.url) : undefined
-      given?.on('error', () => {})
-      t.teardown(() => given?.disconnect())
-      const storeOptions = { timeout: TIMEOUT, prefix: `fault-${kind}:`, ...(given === undefined ? { url: server.url } : { client: given }) }
+      const given = maker === undefined ? undefined : await maker.single(server.url)
+      t.teardown(async () => { if (given !== undefined) await maker?.close(given) })
+      const storeOptions = { timeout: TIMEOUT, prefix: `fault-${(maker?.name ?? 'url').replace(/\W/g, '-')}:`, ...(given === undefined ? { url: server.url } : { client: given }) }
       const app = await buildApp({ store: 'redis', storeOptions }, sink.logger)
       t.teardown(() => app.close())
       const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice' } })
@@ -60,7 +62,7 @@ if (server !== undefined) {
       t.ok(plain.ms < TIMEOUT, `a route that does not touch the session answers without waiting (${plain.ms.toFixed(1)} ms)`)
       t.equal((await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob' } })).statusCode, 503)
       await t.rejects(app.sessions.deleteAll('alice'), { code: 'FST_SESSION_STORE_UNAVAILABLE' })
-      if (given !== undefined) t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits in the client\'s offline queue')
+      if (given instanceof Redis) t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits in the client\'s offline queue')
 
       await server.start()
       await backUp(app, cookie)
