@@ -1,25 +1,29 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { buildApp, cookieOf } from '../../helpers/app.js'
-import { redisSentinel, replicaCaughtUp, until, type RedisSentinelSetup } from '../../helpers/redis.js'
+import { redisSentinel, replicaCaughtUp, until } from '../../helpers/redis.js'
+import { LIBRARIES } from '../../helpers/clients.js'
 
-// A master, its replica and a Sentinel (redis-sentinel from Debian), an ioredis Sentinel
-// client passed as `client`: the master killed with SIGKILL, the Sentinel promotes the
-// replica, the app follows without a restart, sessions come back with their data, and a
-// deleteAll acknowledged with waitForReplicas: 1 before the kill stays done.
+// A master, its replica and a Sentinel (redis-sentinel from Debian), a Sentinel client of each
+// library passed as `client` (ioredis `new Redis({ sentinels })`, node-redis `createSentinel`):
+// the master killed with SIGKILL, the Sentinel promotes the replica, the app follows without a
+// restart, sessions come back with their data, and a deleteAll acknowledged with
+// waitForReplicas: 1 before the kill stays done. Each library gets a Sentinel setup of its own.
 
-const setup = await redisSentinel(t) as RedisSentinelSetup
-if (setup !== undefined) {
-  let unhandled = 0
-  const onUnhandled = (): void => { unhandled++ }
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+let unhandled = 0
+const onUnhandled = (): void => { unhandled++ }
+process.on('unhandledRejection', onUnhandled)
+t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
 
-  t.test('a Sentinel failover with an ioredis Sentinel client as `client`', async (t) => {
+for (const maker of LIBRARIES) {
+  t.test(`a Sentinel failover with the ${maker.name} Sentinel client as \`client\``, async (t) => {
+    const setup = await redisSentinel(t)
+    if (setup === undefined) return
     const { master, replica } = setup
-    const client = setup.client()
-    client.on('error', () => {}) // while the master is gone; the store reports the outage itself
-    t.teardown(() => client.disconnect())
+    const client = await maker.sentinel(setup.sentinels, setup.name)
+    // While the master is gone; the store reports the outage itself.
+    ;(client as { on: (event: string, fn: () => void) => void }).on('error', () => {})
+    t.teardown(() => maker.close(client))
     const app = await buildApp({ store: 'redis', storeOptions: { client, prefix: 'sentinel:', timeout: 500, waitForReplicas: 1 } })
     t.teardown(() => app.close())
     const login = async (user: string): Promise<string> => {
