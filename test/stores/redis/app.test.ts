@@ -14,7 +14,12 @@ if (server !== undefined) {
   // Round trips are the socket reads Redis made (INFO's total_reads_processed): the commands a
   // client sends in one tick arrive together. MONITOR lists the commands clients sent (it tells
   // them from those run inside scripts, source "lua"); INFO commandstats counts both.
+  // Nothing may reach the server between MONITOR's OK and ioredis's switch to monitoring (a
+  // microtask later): a line in that gap meets an empty command queue, and ioredis emits an
+  // error. So admin is ready (its ready check's INFO done) before MONITOR is sent.
+  await admin.ping()
   const monitor = await admin.monitor()
+  monitor.on('error', (err: Error) => t.fail(`MONITOR connection: ${err.message}`))
   t.teardown(() => monitor.disconnect())
   let seen: Array<{ command: string, source: string }> = []
   let marker: (() => void) | undefined
