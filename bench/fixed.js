@@ -38,15 +38,20 @@ const median = (xs) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-async function redisPid (client) {
-  const info = await client.info('server')
-  return Number(/process_id:(\d+)/.exec(info)[1])
+/**
+ * CPU seconds redis-server has used (user + system), from its own `INFO cpu` (getrusage, in
+ * microseconds): /proc counts in clock ticks of 10 ms, which at a few µs per request and a few
+ * thousand requests per cell is a step of about 1 µs per request.
+ */
+async function redisCpu (client) {
+  const info = await client.info('cpu')
+  return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1])
 }
 
 /** One run at the fixed rate: requests served, server and Redis CPU per request (µs), achieved req/s. */
-async function measure (server, rpid, method, cookie) {
+async function measure (server, redisClient, method, cookie) {
   const s0 = cpuSeconds(server.pid)
-  const r0 = cpuSeconds(rpid)
+  const r0 = await redisCpu(redisClient)
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}/counter`,
     method,
@@ -61,7 +66,7 @@ async function measure (server, rpid, method, cookie) {
   return {
     reqs: served / result.duration,
     serverUs: (cpuSeconds(server.pid) - s0) / served * 1e6,
-    redisUs: (cpuSeconds(rpid) - r0) / served * 1e6,
+    redisUs: (await redisCpu(redisClient) - r0) / served * 1e6,
     errors
   }
 }
@@ -69,7 +74,6 @@ async function measure (server, rpid, method, cookie) {
 async function main () {
   const redis = await startRedis()
   if (redis.unavailable !== undefined) throw new Error(redis.unavailable)
-  const rpid = await redisPid(redis.client)
   const servers = {}
   for (const [name] of SCENARIOS) {
     const server = await startServer(name, { env: { REDIS_URL: redis.url } })
@@ -84,7 +88,7 @@ async function main () {
     for (const method of ['POST', 'GET']) {
       for (const [name] of SCENARIOS) {
         const { server, cookie } = servers[name]
-        const m = await measure(server, rpid, method, cookie)
+        const m = await measure(server, redis.client, method, cookie)
         ;((runs[name] ??= {})[method] ??= []).push(m)
         process.stderr.write(`round ${round + 1} ${name} ${method}: ${m.reqs.toFixed(0)} req/s, server ${m.serverUs.toFixed(1)} µs, redis ${m.redisUs.toFixed(1)} µs, errors ${m.errors}\n`)
       }
@@ -101,7 +105,7 @@ async function main () {
     '# Fixed offered load: CPU per request',
     '',
     `- ${new Date().toISOString()}, Node ${process.version}, Redis ${redis.version}; ${versions.fastify ? `fastify ${versions.fastify}, ` : ''}redis ${versions.redis}, ioredis ${versions.ioredis}, connect-redis ${versions['connect-redis9']}, @fastify/session ${versions['@fastify/session']}`,
-    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved; medians. CPU = utime + stime from /proc of the server process and of redis-server, divided by the requests served.`,
+    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved; medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
     '- `npm run bench:fixed`',
     '',
     '| scenario | route | req/s | server µs/req | Redis µs/req | Redis vs connect-redis | errors |',
