@@ -33,7 +33,17 @@ export class IoredisClient implements RedisClient {
 
   state (): RedisState {
     const status = this.raw.status
-    return status === 'ready' ? 'ready' : CONNECTING.has(status) ? 'connecting' : 'down'
+    if (this.cluster) return status === 'ready' ? 'ready' : CONNECTING.has(status) ? 'connecting' : 'down'
+    return this.#live() ? 'ready' : CONNECTING.has(status) ? 'connecting' : 'down'
+  }
+
+  /**
+   * A single server's client is ready and its socket still takes writes. ioredis says 'ready'
+   * until it has handled the socket's close, and meanwhile puts what it is sent in its offline
+   * queue (unless the app turned that off), to run after the reconnection: never for us.
+   */
+  #live (): boolean {
+    return this.raw.status === 'ready' && (this.raw as Redis).stream.writable
   }
 
   connect (): void {
@@ -74,10 +84,10 @@ export class IoredisClient implements RedisClient {
     const queue = this.#queue
     this.#queue = []
     const client = this.raw
-    if (client.status !== 'ready') {
+    if (!this.#live()) {
       // Lost since the commands were queued: never into ioredis's offline queue, where they
       // would run later, behind the caller's back.
-      const err = new Error(`the Redis connection is down (${client.status})`)
+      const err = new Error('the Redis connection is down (lost before the batch was sent)')
       for (const queued of queue) queued.done(err)
       return
     }

@@ -286,6 +286,20 @@ if (server !== undefined) {
       t.match(r, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down/ } })
     }
     t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, 'nothing waits to be sent after the reconnection')
+
+    // Queued while the socket was open, which then closes (or the client ends) before the turn's
+    // batch goes out: the batch is refused as a whole, nothing is handed to ioredis.
+    await once(given, 'ready')
+    for (const [how, end] of [['socket destroyed', () => { (given as unknown as { stream: { destroy: () => void } }).stream.destroy() }],
+      ['client disconnected', () => { given.disconnect() }]] as const) {
+      const reads = Promise.allSettled([store.get(newSessionId(testTag('c'))), store.get(newSessionId(testTag('d')))])
+      end()
+      for (const r of await reads) {
+        t.match(r, { status: 'rejected', reason: { code: 'FST_SESSION_STORE_UNAVAILABLE', message: /connection is down \(lost before the batch was sent\)/ } }, how)
+      }
+      t.equal((given as unknown as { offlineQueue: unknown[] }).offlineQueue.length, 0, `${how}: nothing in the offline queue`)
+      if (how === 'socket destroyed') await once(given, 'ready')
+    }
   })
 
   t.test('auto-pipelining: never on the store\'s own client; a warning for a user client that has it', async (t) => {
