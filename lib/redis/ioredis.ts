@@ -31,19 +31,15 @@ export class IoredisClient implements RedisClient {
     this.keyPrefix = typeof prefix === 'string' ? prefix : ''
   }
 
-  state (): RedisState {
-    const status = this.raw.status
-    if (this.cluster) return status === 'ready' ? 'ready' : CONNECTING.has(status) ? 'connecting' : 'down'
-    return this.#live() ? 'ready' : CONNECTING.has(status) ? 'connecting' : 'down'
-  }
-
   /**
-   * A single server's client is ready and its socket still takes writes. ioredis says 'ready'
+   * A single server's client is ready only while its socket takes writes: ioredis says 'ready'
    * until it has handled the socket's close, and meanwhile puts what it is sent in its offline
    * queue (unless the app turned that off), to run after the reconnection: never for us.
    */
-  #live (): boolean {
-    return this.raw.status === 'ready' && (this.raw as Redis).stream.writable
+  state (): RedisState {
+    const status = this.raw.status
+    if (status === 'ready' && (this.cluster || (this.raw as Redis).stream.writable)) return 'ready'
+    return CONNECTING.has(status) ? 'connecting' : 'down'
   }
 
   connect (): void {
@@ -84,7 +80,7 @@ export class IoredisClient implements RedisClient {
     const queue = this.#queue
     this.#queue = []
     const client = this.raw
-    if (!this.#live()) {
+    if (this.state() !== 'ready') {
       // Lost since the commands were queued: never into ioredis's offline queue, where they
       // would run later, behind the caller's back.
       const err = new Error('the Redis connection is down (lost before the batch was sent)')
