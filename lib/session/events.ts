@@ -50,7 +50,8 @@ export type SessionEventListener<E extends SessionEventName> = (event: SessionEv
 const NAMES: readonly SessionEventName[] = ['created', 'login', 'regenerated', 'destroyed', 'bound', 'revoked']
 
 export class SessionEventEmitter {
-  readonly #listeners = new Map<SessionEventName, Set<SessionEventListener<SessionEventName>>>()
+  /** A set for each event name, from the start: a name that has none is not an event. */
+  readonly #listeners = new Map(NAMES.map((name) => [name, new Set<SessionEventListener<SessionEventName>>()]))
   readonly #log: FastifyBaseLogger
   /** Called when the first 'revoked' listener comes or the last one goes. */
   readonly #onRevokedListeners: (listening: boolean) => void
@@ -75,25 +76,18 @@ export class SessionEventEmitter {
   #set (event: unknown, listener: unknown): Set<SessionEventListener<SessionEventName>> {
     if (typeof listener !== 'function') throw new FST_SESSION_OPTION_INVALID('listener', 'must be a function')
     const set = this.#listeners.get(event as SessionEventName)
-    if (set !== undefined) return set
-    if (!NAMES.includes(event as SessionEventName)) {
-      throw new FST_SESSION_OPTION_INVALID('event', `must be one of ${NAMES.map((n) => `'${n}'`).join(', ')}`)
-    }
-    const created = new Set<SessionEventListener<SessionEventName>>()
-    this.#listeners.set(event as SessionEventName, created)
-    return created
+    if (set === undefined) throw new FST_SESSION_OPTION_INVALID('event', `must be one of ${NAMES.map((n) => `'${n}'`).join(', ')}`)
+    return set
   }
 
   /** Whether anyone listens to `event`: check it before building the event. */
   listening (event: SessionEventName): boolean {
-    return (this.#listeners.get(event)?.size ?? 0) > 0
+    return (this.#listeners.get(event) as Set<unknown>).size > 0
   }
 
   /** Calls each listener; one that throws is logged and never reaches the caller. */
   emit<E extends SessionEventName> (event: E, payload: SessionEvents[E]): void {
-    const listeners = this.#listeners.get(event)
-    if (listeners === undefined) return
-    for (const listener of [...listeners]) {
+    for (const listener of [...this.#listeners.get(event) as Set<SessionEventListener<E>>]) {
       try {
         listener(payload)
       } catch (err) {

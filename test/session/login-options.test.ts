@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { buildApp, cookieOf, setCookieOf, testClock } from '../helpers/app.js'
 import { onEveryStore } from '../helpers/stores.js'
 
@@ -7,8 +8,9 @@ import { onEveryStore } from '../helpers/stores.js'
 
 const MINUTE = 60_000
 
-async function appWith (store: object, clock: ReturnType<typeof testClock>, extra: object = {}) {
+async function appWith (store: object, clock: ReturnType<typeof testClock>, extra: object = {}, more?: (app: FastifyInstance) => void) {
   return await buildApp({ ...store, clock: clock.now, ttl: 3600, absoluteTtl: 86_400, ...extra }, false, (app) => {
+    more?.(app)
     app.post<{ Body: { user: string, options?: object } }>('/login-with', async (req) => {
       await req.session.login(req.body.user, req.body.options as never)
       req.session.set('name', req.body.user)
@@ -92,6 +94,22 @@ onEveryStore(t, 'persistent: false sends a cookie without Max-Age or Expires; th
   // The browser would keep a session cookie for as long as it runs: the server's idle deadline ends it.
   clock.tick(61 * MINUTE)
   t.equal((await app.inject({ url: '/me', headers: { cookie: current } })).json().userId, null, 'idle deadline enforced')
+})
+
+t.test('request.session.cookie of a session that dies with the browser: no expires, no maxAge, no originalMaxAge', async (t) => {
+  const clock = testClock()
+  const app = await appWith({ store: 'memory' }, clock, {}, (app) => {
+    app.post<{ Body: { persistent: boolean } }>('/cookie-of', async (req) => {
+      await req.session.login('alice', { persistent: req.body.persistent })
+      const { expires, maxAge, originalMaxAge } = req.session.cookie
+      return { expires, maxAge, originalMaxAge }
+    })
+  })
+  t.teardown(() => app.close())
+  t.same((await app.inject({ method: 'POST', url: '/cookie-of', payload: { persistent: false } })).json(),
+    { expires: null, maxAge: null, originalMaxAge: null })
+  t.same((await app.inject({ method: 'POST', url: '/cookie-of', payload: { persistent: true } })).json(),
+    { expires: new Date(clock.now() + 3_600_000).toISOString(), maxAge: 3_600_000, originalMaxAge: 3_600_000 })
 })
 
 onEveryStore(t, 'ttl and absoluteTtl of one login replace the app\'s for that session only, and regenerate() keeps them', async (t, { store, sealed }) => {

@@ -1,6 +1,8 @@
 import { request } from 'node:http'
 import t from 'tap'
 import { buildApp, cookieOf, testClock } from '../helpers/app.js'
+import { MemoryStore, type SessionStore } from '../../lib/index.js'
+import { silentLog } from '../../lib/conformance/shared.js'
 
 async function loginAs (app: Awaited<ReturnType<typeof buildApp>>, user: string, ua = 'agent'): Promise<{ cookie: string, id: string }> {
   const res = await app.inject({ method: 'POST', url: '/login', payload: { user }, headers: { 'user-agent': ua } })
@@ -142,15 +144,31 @@ t.test('upsert applies the key and value checks of session.set, and returns what
 })
 
 t.test('upsert of a session deleted meanwhile fails, never resurrects it', async (t) => {
-  const app = await buildApp()
+  // A real memory store whose read of one id is followed by that session's deletion, before
+  // upsert's write: the race, every time.
+  const inner = new MemoryStore({}, { clock: Date.now, log: silentLog, maxSessionsPerUser: 10 })
+  const doomed: { id?: string } = {}
+  const store: SessionStore = {
+    get: async (id) => {
+      const s = await inner.get(id)
+      if (id === doomed.id) await inner.delete(id)
+      return s
+    },
+    insert: (s) => inner.insert(s),
+    patch: (id, p) => inner.patch(id, p),
+    delete: (id) => inner.delete(id),
+    getAll: (u) => inner.getAll(u),
+    deleteAll: (u, e) => inner.deleteAll(u, e),
+    ownerKey: () => inner.ownerKey(),
+    close: () => inner.close()
+  }
+  const app = await buildApp({ store })
   t.teardown(() => app.close())
   const a = await loginAs(app, 'alice')
-  const store = (app as unknown as { sessions: { upsert: Function } }).sessions
-  // delete between upsert's read and its write
-  const pending = store.upsert({ id: a.id, data: { x: 1 } })
-  await app.sessions.deleteAll('alice')
-  await t.rejects(pending, { code: 'FST_SESSION_NOT_FOUND' })
+  doomed.id = a.id
+  await t.rejects(app.sessions.upsert({ id: a.id, data: { x: 1 } }), { code: 'FST_SESSION_NOT_FOUND' })
   t.same(await app.sessions.getAll('alice'), [])
+  t.equal(await inner.get(a.id), undefined, 'not brought back')
 })
 
 t.test('concurrent requests changing different keys both keep their change', async (t) => {

@@ -70,3 +70,10 @@ t.test('a store without close() needs none', async (t) => {
   await inner.close()
   t.pass('closed cleanly')
 })
+
+t.test('a store factory that fails with an error of its own: register() fails with that error, as it is', async (t) => {
+  const bug = new TypeError('the store factory has a bug')
+  registerStore('buggy', () => { throw bug })
+  const err = await buildApp({ store: 'buggy' as 'memory' }).then(() => undefined, (e: unknown) => e)
+  t.equal(err, bug, 'not folded into FST_SESSION_CONFIG_INVALID, not wrapped')
+})
