@@ -30,7 +30,11 @@ const CONNECTIONS = Number(values.connections)
 const SCENARIOS = [
   ['ours-redis-node', 'ours \'redis\', node-redis 5 client'],
   ['ours-redis-ioredis', 'ours \'redis\', ioredis 5 client'],
-  ['fastify-session-redis9', '@fastify/session + connect-redis 9, node-redis 5']
+  ['fastify-session-redis9', '@fastify/session + connect-redis 9, node-redis 5'],
+  // What any session can do at least, by hand, on the same client: the string floor (GET,
+  // then SET PX on a write) and the hash floor (HGETALL, then HSET of the changed key).
+  ['floor-redis-node', 'floor by hand: a string, GET / SET PX, node-redis 5'],
+  ['floor-redis-hash-node', 'floor by hand: a hash, HGETALL / HSET, node-redis 5']
 ].filter(([name]) => values.only === undefined || values.only.split(',').includes(name))
 
 const median = (xs) => {
@@ -108,16 +112,19 @@ async function main () {
     `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved; medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
     '- `npm run bench:fixed`',
     '',
-    '| scenario | route | req/s | server µs/req | Redis µs/req | Redis vs connect-redis | errors |',
-    '|---|---|---:|---:|---:|---:|---:|'
+    '| scenario | route | req/s | server µs/req | server vs connect-redis | Redis µs/req | Redis vs connect-redis | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|'
   ]
   const ref = runs['fastify-session-redis9']
   for (const method of ['POST', 'GET']) {
     for (const [name, label] of SCENARIOS) {
       const ms = runs[name][method]
-      const redisUs = median(ms.map((m) => m.redisUs))
-      const refUs = ref === undefined ? undefined : median(ref[method].map((m) => m.redisUs))
-      lines.push(`| ${label} | ${method === 'POST' ? 'write' : 'read'} | ${median(ms.map((m) => m.reqs)).toFixed(0)} | ${median(ms.map((m) => m.serverUs)).toFixed(1)} | ${redisUs.toFixed(1)} | ${refUs === undefined ? '' : (redisUs / refUs).toFixed(2) + '×'} | ${ms.reduce((a, m) => a + m.errors, 0)} |`)
+      const cell = (key) => {
+        const us = median(ms.map((m) => m[key]))
+        const refUs = ref === undefined ? undefined : median(ref[method].map((m) => m[key]))
+        return `${us.toFixed(1)} | ${refUs === undefined ? '' : (us / refUs).toFixed(2) + '×'}`
+      }
+      lines.push(`| ${label} | ${method === 'POST' ? 'write' : 'read'} | ${median(ms.map((m) => m.reqs)).toFixed(0)} | ${cell('serverUs')} | ${cell('redisUs')} | ${ms.reduce((a, m) => a + m.errors, 0)} |`)
     }
   }
   const report = lines.join('\n') + '\n'
