@@ -61,6 +61,45 @@ interface Keys {
 }
 
 const OPTION_KEYS = ['client', 'url', 'prefix', 'timeout', 'serializer', 'waitForReplicas']
+
+/**
+ * Redis keeps a hash compact (a listpack, about half the memory of a hash table) only while
+ * every value fits in `hash-max-listpack-value` bytes, 64 by default. A browser's user agent is
+ * longer (desktop Chrome's: 111 bytes), and so can a user id be: each is stored in pieces of at
+ * most 64 bytes of UTF-8, `g`, `g1`, `g2`, ... (and `u`, `u1`, ...), joined when read. A hash
+ * written before, with one long `g`, reads the same.
+ */
+const PIECE_BYTES = 64
+
+/** Appends `name`, `name1`, ... and the pieces of `text` to `fields`; never splits a character. */
+function pushPieces (fields: Array<string | number>, name: string, text: string): void {
+  let start = 0
+  let bytes = 0
+  let n = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    // UTF-8 bytes of the character at i; a surrogate pair is one character of 4 bytes.
+    const pair = code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : pair ? 4 : 3
+    if (bytes + size > PIECE_BYTES) {
+      fields.push(n === 0 ? name : name + n, text.slice(start, i))
+      n++
+      start = i
+      bytes = 0
+    }
+    bytes += size
+    if (pair) i++
+  }
+  fields.push(n === 0 ? name : name + n, text.slice(start))
+}
+
+/** The text `pushPieces` stored under `name`, or undefined. */
+function joinPieces (fields: Record<string, string>, name: string): string | undefined {
+  let text = fields[name]
+  if (text === undefined) return undefined
+  for (let n = 1, piece = fields[name + n]; piece !== undefined; piece = fields[name + ++n]) text += piece
+  return text
+}
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
 
 function checkSerializer (serializer: unknown): RedisSerializer {
@@ -165,7 +204,7 @@ export class RedisStore implements SessionStore {
       expiresAt,
       authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
       ip: fields.i,
-      userAgent: fields.g,
+      userAgent: joinPieces(fields, 'g'),
       policy: fields.o,
       dbsc: fields.b
     }
@@ -174,7 +213,7 @@ export class RedisStore implements SessionStore {
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
     const fields = toHash(await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key])))
-    return this.#toStored(id, fields.u, fields, this.#clock())
+    return this.#toStored(id, joinPieces(fields, 'u'), fields, this.#clock())
   }
 
   async insert (session: StoredSession): Promise<boolean> {
@@ -185,10 +224,10 @@ export class RedisStore implements SessionStore {
     const keys = this.#keys(id)
     const fields: Array<string | number> = ['h', session.secretHash, 'c', session.createdAt,
       'l', session.lastSeenAt, 'e', session.expiresAt]
-    if (userId !== undefined) fields.push('u', userId)
+    if (userId !== undefined) pushPieces(fields, 'u', userId)
     if (session.authenticatedAt !== undefined) fields.push('a', session.authenticatedAt)
     if (session.ip !== undefined) fields.push('i', session.ip)
-    if (session.userAgent !== undefined) fields.push('g', session.userAgent)
+    if (session.userAgent !== undefined) pushPieces(fields, 'g', session.userAgent)
     if (session.policy !== undefined) fields.push('o', session.policy)
     if (session.dbsc !== undefined) fields.push('b', session.dbsc)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))

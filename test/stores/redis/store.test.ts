@@ -98,6 +98,48 @@ if (server !== undefined) {
     await store.close()
   })
 
+  t.test('a long user agent or user id is kept in pieces of at most 64 bytes: the hash stays a listpack, and each reads back whole', async (t) => {
+    const prefix = `pieces:${run}:`
+    await seedRedisOwnerKey(client, prefix)
+    const store = new RedisStore({ client, prefix }, context)
+    const keyOf = (r: StoredSession): string => r.userId === undefined
+      ? `${prefix}s:{${r.id}}`
+      : `${prefix}s:{${testTag(r.userId)}}.${r.id.split('.')[1] as string}`
+    const [, limit] = await client.config('GET', 'hash-max-listpack-value') as [string, string]
+    const chrome = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+    const cases: Array<[string, string | undefined, string]> = [
+      ['desktop Chrome', 'user-1', chrome],
+      ['64 bytes', 'u'.repeat(64), 'g'.repeat(64)],
+      ['65 bytes', 'u'.repeat(65), 'g'.repeat(65)],
+      ['200 bytes: four pieces', 'u'.repeat(200), 'g'.repeat(200)],
+      ['latin1 from a header, 2 bytes a character', 'é'.repeat(40), 'Agent/1.0 ' + 'ÿ'.repeat(502)],
+      ['3 bytes a character', '€'.repeat(30), '€'.repeat(30)],
+      ['a 4-byte character across the 64th byte stays whole', 'a' + '😀'.repeat(16), 'a' + '😀'.repeat(16)],
+      ['lone surrogates', 'lone', 'x'.repeat(62) + '\ud83d' + 'y' + '\ud83d'],
+      ['anonymous', undefined, chrome]
+    ]
+    for (const [name, userId, userAgent] of cases) {
+      const r = record(userId, { userAgent, ip: '2001:db8::1' })
+      t.equal(await store.insert(r), true, name)
+      const fields = await client.hgetall(keyOf(r))
+      t.same(Object.entries(fields).filter(([, v]) => Buffer.byteLength(v) > 64), [], `${name}: no value over 64 bytes`)
+      if (Number(limit) >= 64) t.equal(await client.object('ENCODING', keyOf(r)), 'listpack', `${name}: a listpack`)
+      // As Redis keeps text: UTF-8, where a lone surrogate is U+FFFD.
+      const agent = Buffer.from(userAgent).toString()
+      const got = await store.get(r.id) as StoredSession
+      t.equal(got.userAgent, agent, `${name}: the user agent, whole`)
+      t.equal(got.userId, userId, `${name}: the user id, whole`)
+      if (userId !== undefined) t.same((await store.getAll(userId)).map((s) => s.userAgent), [agent], `${name}: in the user's list`)
+    }
+
+    const before = record('before-pieces', { userAgent: chrome })
+    t.equal(await store.insert(before), true)
+    await client.hdel(keyOf(before), 'g1')
+    await client.hset(keyOf(before), 'g', chrome)
+    t.equal((await store.get(before.id) as StoredSession).userAgent, chrome, 'a hash written before pieces, one long g, reads the same')
+    await store.close()
+  })
+
   t.test('a write of data alone is one HSET: it keeps the deadline, and a session gone meanwhile leaves no key behind', async (t) => {
     const prefix = `write:${run}:`
     await seedRedisOwnerKey(client, prefix)
