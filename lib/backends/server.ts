@@ -147,7 +147,8 @@ export class ServerBackend implements Backend<StoredSession> {
       set: change?.set ?? emptyData(),
       unset: change?.unset ?? [],
       lastSeenAt: now,
-      expiresAt
+      expiresAt,
+      readExpiresAt: state.expiresAt
     })
     if (!ok) return undefined
     // A bound session's cookie lives `dbsc.cookieTtl` and is renewed by the browser's refresh,

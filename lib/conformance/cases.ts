@@ -163,6 +163,28 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     assert.equal(await store.get(lapsed.id), undefined)
     assert.deepEqual(await store.getAll('alice'), [])
   }],
+  ['read-deadline', 'a data write that carries the deadline its request read: true on a live session, false on one ended since, and a passed deadline is checked on what is stored', async ({ store, add, patch, tick }) => {
+    const live = await add('alice')
+    assert.equal(await store.patch(live.id, patch({ set: nullProto({ x: 1 }), readExpiresAt: live.expiresAt })), true)
+    assert.deepEqual((await store.get(live.id))?.data, { n: 1, x: 1 })
+    const deleted = await add('alice')
+    assert.equal(await store.delete(deleted.id), true)
+    assert.equal(await store.patch(deleted.id, patch({ set: nullProto({ x: 1 }), readExpiresAt: deleted.expiresAt })), false, 'deleted')
+    assert.equal(await store.get(deleted.id), undefined)
+    const all = await add('alice')
+    assert.equal(await store.deleteAll('alice', [live.id]), 1)
+    assert.equal(await store.patch(all.id, patch({ set: nullProto({ x: 1 }), readExpiresAt: all.expiresAt })), false, 'deleteAll')
+    assert.equal(await store.get(all.id), undefined)
+    // Read with a deadline that has passed since, but another request moved it meanwhile.
+    const moved = await add('alice')
+    assert.equal(await store.patch(moved.id, patch({ expiresAt: moved.expiresAt + 2 * HOUR })), true)
+    tick(HOUR)
+    assert.equal(await store.patch(moved.id, patch({ set: nullProto({ x: 2 }), readExpiresAt: moved.expiresAt })), true, 'moved on')
+    assert.deepEqual((await store.get(moved.id))?.data, { n: 1, x: 2 })
+    // And one that did end with it.
+    assert.equal(await store.patch(live.id, patch({ set: nullProto({ x: 3 }), readExpiresAt: live.expiresAt })), false, 'lapsed')
+    assert.equal(await store.get(live.id), undefined)
+  }],
   ['delete', 'delete says whether it removed a live session', async ({ store, add, tick }) => {
     const s = await add('alice')
     const other = await add('alice')

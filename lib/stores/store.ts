@@ -57,6 +57,13 @@ export interface SessionPatch {
   /** A new deadline, when the expiry is refreshed; otherwise the deadline stays. */
   expiresAt?: number | undefined
   /**
+   * The deadline the session had when the request read it, when known. A store may take it
+   * instead of reading the deadline again, while it is still ahead of the clock: a session
+   * ended since then (deleted, or expired on the store's side) must still make the patch
+   * resolve false, and one whose deadline passed since must be checked on what is stored.
+   */
+  readExpiresAt?: number | undefined
+  /**
    * A compare-and-set of `StoredSession.dbsc`: when the stored value is still `from`
    * (undefined: none), it becomes `to`, atomically with the rest of the patch; when it is not,
    * the patch changes nothing and resolves false. Absent: the field stays as it is.

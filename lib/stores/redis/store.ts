@@ -266,14 +266,25 @@ export class RedisStore implements SessionStore {
   /**
    * The common write (data set, last seen; no expiry, index, clear, unset or DBSC change),
    * without a script: one HSET, which is atomic on its own, sent in the same tick as
-   * `PEXPIRE key 1 NX` and `HGET key e`. A live session has its expiry already, so the PEXPIRE
-   * changes nothing; a session that ended before the HSET got a hash of `l` and data made by
-   * it, which has no expiry, no `e`, reads as no session and is gone 1 ms later.
-   * Resolves false when the session was gone or past its deadline, as PATCH does.
+   * `PEXPIRE key 1 NX`. A live session has its expiry already, so the PEXPIRE changes nothing
+   * and replies 0; a session that ended before the HSET (deleted, or expired on Redis's clock)
+   * got a hash of `l` and data made by it, which has no expiry, no `e`, reads as no session and
+   * is gone 1 ms later: the PEXPIRE replies 1. Resolves false when the session was gone or past
+   * its deadline, as PATCH does. The deadline on the app's clock is the one the request read,
+   * while it is ahead when the batch is sent; when it is not (or unknown), an `HGET e` in the
+   * same batch says whether another request moved it.
    */
   async #write (key: string, patch: SessionPatch): Promise<boolean> {
     const fields: Array<string | number> = ['hset', key, 'l', patch.lastSeenAt]
     for (const field of Object.keys(patch.set)) fields.push('d:' + field, this.#serializer.stringify(patch.set[field]))
+    const read = patch.readExpiresAt
+    if (read !== undefined && read > this.#clock()) {
+      const [, created] = await this.#redis.call(() => Promise.all([
+        this.#redis.send(fields),
+        this.#redis.send(['pexpire', key, 1, 'NX'])
+      ]))
+      return created === 0
+    }
     const [, , e] = await this.#redis.call(() => Promise.all([
       this.#redis.send(fields),
       this.#redis.send(['pexpire', key, 1, 'NX']),
