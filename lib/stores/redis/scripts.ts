@@ -7,7 +7,8 @@ import { script } from '../../redis/script.js'
 // which keeps every script on one slot of a Redis Cluster.
 //
 // A session is a hash: h secretHash, u userId (a user's session), c createdAt, l lastSeenAt, e expiresAt,
-// a authenticatedAt, i ip, g userAgent, o policy, b dbsc, and one field `d:<key>` per data key holding its
+// a authenticatedAt, i ip, g userAgent, o policy, b dbsc (u and g longer than 64 bytes go in pieces,
+// u1, u2, ... and g1, g2, ...: see store.ts; no script reads them), and one field `d:<key>` per data key holding its
 // serialized value. The index is a sorted set of the user's session suffixes scored by
 // expiresAt; it expires with the user's last session, and every write that changes it prunes
 // what is past.
