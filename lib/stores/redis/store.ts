@@ -100,6 +100,7 @@ function joinPieces (fields: Record<string, string>, name: string): string | und
   for (let n = 1, piece = fields[name + n]; piece !== undefined; piece = fields[name + ++n]) text += piece
   return text
 }
+
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
 
 function checkSerializer (serializer: unknown): RedisSerializer {
@@ -278,19 +279,13 @@ export class RedisStore implements SessionStore {
     const fields: Array<string | number> = ['hset', key, 'l', patch.lastSeenAt]
     for (const field of Object.keys(patch.set)) fields.push('d:' + field, this.#serializer.stringify(patch.set[field]))
     const read = patch.readExpiresAt
-    if (read !== undefined && read > this.#clock()) {
-      const [, created] = await this.#redis.call(() => Promise.all([
-        this.#redis.send(fields),
-        this.#redis.send(['pexpire', key, 1, 'NX'])
-      ]))
-      return created === 0
-    }
-    const [, , e] = await this.#redis.call(() => Promise.all([
+    const trusted = read !== undefined && read > this.#clock()
+    const [, created, e] = await this.#redis.call(() => Promise.all([
       this.#redis.send(fields),
       this.#redis.send(['pexpire', key, 1, 'NX']),
-      this.#redis.send(['hget', key, 'e'])
+      ...(trusted ? [] : [this.#redis.send(['hget', key, 'e'])])
     ]))
-    return e !== null && Number(e) > this.#clock()
+    return trusted ? created === 0 : e !== null && Number(e) > this.#clock()
   }
 
   async delete (id: string): Promise<boolean> {
