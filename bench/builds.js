@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { seedSessions } from './lib/load.js'
 import { cpuSeconds, killAll } from './lib/procs.js'
-import { startRedis } from './lib/redis.js'
+import { redisCpuSeconds, startRedis } from './lib/redis.js'
 
 const { values } = parseArgs({
   options: {
@@ -34,13 +34,7 @@ const ROUNDS = Number(values.rounds)
 const ROUTES = [['GET', '/counter', 'read'], ['POST', '/counter', 'write'], ['GET', '/plain', 'no session']]
 const redis = values.scenario.includes('redis') ? await startRedis() : undefined
 if (redis?.unavailable !== undefined) throw new Error(redis.unavailable)
-
-/** CPU seconds redis-server has used, from its INFO (microseconds; /proc counts in 10 ms ticks). */
-async function redisCpu () {
-  if (redis === undefined) return 0
-  const info = await redis.client.info('cpu')
-  return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1])
-}
+const redisCpu = async () => redis === undefined ? 0 : await redisCpuSeconds(redis.client)
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -126,8 +120,9 @@ async function main () {
     const ours = runs.get(`this build|${name}`).map((m) => m[key])
     // The two builds of one round ran back to back: their ratio leaves out what drifts between rounds.
     const ratios = ours.map((x, i) => x / base[i])
-    const fmt = (xs) => xs.map((x) => x.toFixed(key === 'us' ? 1 : 2)).join(' ')
-    lines.push(`| ${what} | ${median(base).toFixed(key === 'us' ? 1 : 2)} | ${median(ours).toFixed(key === 'us' ? 1 : 2)} | ${(median(ours) / median(base)).toFixed(3)} | ` +
+    const digits = key === 'us' ? 1 : 2
+    const fmt = (xs) => xs.map((x) => x.toFixed(digits)).join(' ')
+    lines.push(`| ${what} | ${median(base).toFixed(digits)} | ${median(ours).toFixed(digits)} | ${(median(ours) / median(base)).toFixed(3)} | ` +
       `${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) | ${fmt(base)} / ${fmt(ours)} |`)
   }
   for (const [, , name] of ROUTES) row(name, name, 'us')

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { seedSessions } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
-import { startRedis } from './lib/redis.js'
+import { redisCpuSeconds, startRedis } from './lib/redis.js'
 
 const { values } = parseArgs({
   options: {
@@ -42,20 +42,10 @@ const median = (xs) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-/**
- * CPU seconds redis-server has used (user + system), from its own `INFO cpu` (getrusage, in
- * microseconds): /proc counts in clock ticks of 10 ms, which at a few µs per request and a few
- * thousand requests per cell is a step of about 1 µs per request.
- */
-async function redisCpu (client) {
-  const info = await client.info('cpu')
-  return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1])
-}
-
 /** One run at the fixed rate: requests served, server and Redis CPU per request (µs), achieved req/s. */
 async function measure (server, redisClient, method, cookie) {
   const s0 = cpuSeconds(server.pid)
-  const r0 = await redisCpu(redisClient)
+  const r0 = await redisCpuSeconds(redisClient)
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}/counter`,
     method,
@@ -70,7 +60,7 @@ async function measure (server, redisClient, method, cookie) {
   return {
     reqs: served / result.duration,
     serverUs: (cpuSeconds(server.pid) - s0) / served * 1e6,
-    redisUs: (await redisCpu(redisClient) - r0) / served * 1e6,
+    redisUs: (await redisCpuSeconds(redisClient) - r0) / served * 1e6,
     errors
   }
 }

@@ -55,25 +55,35 @@ function spin (us) {
   while (process.hrtime.bigint() < until);
 }
 
-/** The string floor: a signed cookie, the session a JSON string, GET on each request and SET PX on a write. */
-async function floorRedis (app, get, set) {
+/**
+ * A floor on Redis by hand: a signed cookie, `load(id)` (the session's data, or undefined) on
+ * each request and `save(id, data, created)` on a write.
+ */
+async function floorRedis (app, load, save) {
   await cookiePlugin(app, { secret: SECRET })
-  const load = async (req) => {
+  const find = async (req) => {
     const id = signedId(req)
-    const json = id === undefined ? null : await get('floor:' + id)
-    return json === null ? undefined : { id, data: JSON.parse(json) }
+    const data = id === undefined ? undefined : await load(id)
+    return data === undefined ? undefined : { id, data }
   }
-  app.get('/counter', async (req) => ({ counter: (await load(req))?.data.counter ?? 0 }))
+  app.get('/counter', async (req) => ({ counter: (await find(req))?.data.counter ?? 0 }))
   app.post('/counter', async (req, reply) => {
-    let s = await load(req)
+    let s = await find(req)
+    const created = s === undefined
     if (s === undefined) {
       s = { id: newId(), data: { counter: 0 } }
       reply.setCookie('sid', s.id, { ...COOKIE, signed: true })
     }
     s.data.counter++
-    await set('floor:' + s.id, JSON.stringify(s.data))
+    await save(s.id, s.data, created)
     return { counter: s.data.counter }
   })
+}
+
+/** The string floor's load: the session a JSON string, read with `get`. */
+const loadJson = (get) => async (id) => {
+  const json = await get('floor:' + id)
+  return json === null ? undefined : JSON.parse(json)
 }
 
 /** A node-redis client on REDIS_URL, connected, closed with the app. */
@@ -134,36 +144,24 @@ const scenarios = {
     const { default: Redis } = await import('ioredis')
     const client = new Redis(process.env.REDIS_URL)
     app.addHook('onClose', async () => { await client.quit() })
-    await floorRedis(app, (key) => client.get(key), (key, json) => client.set(key, json, 'PX', 86_400_000))
+    await floorRedis(app, loadJson((key) => client.get(key)), (id, data) => client.set('floor:' + id, JSON.stringify(data), 'PX', 86_400_000))
   },
   // The same on node-redis, the client of connect-redis 9 and of ours in bench:fixed.
   'floor-redis-node': async (app) => {
     const client = await nodeRedis(app)
-    await floorRedis(app, (key) => client.get(key), (key, json) => client.set(key, json, { PX: 86_400_000 }))
+    await floorRedis(app, loadJson((key) => client.get(key)), (id, data) => client.set('floor:' + id, JSON.stringify(data), { PX: 86_400_000 }))
   },
   // The least a session kept as a hash can do, by hand, on node-redis: HGETALL, then HSET of
   // the changed key. No expiry check, no liveness check, nothing against a write resurrecting a
   // deleted session: what the hash layout costs by itself, against the string floor above.
   'floor-redis-hash-node': async (app) => {
     const client = await nodeRedis(app)
-    await cookiePlugin(app, { secret: SECRET })
-    const load = async (req) => {
-      const id = signedId(req)
-      const fields = id === undefined ? {} : await client.hGetAll('floorh:' + id)
-      return fields.counter === undefined ? undefined : { id, counter: JSON.parse(fields.counter) }
-    }
-    app.get('/counter', async (req) => ({ counter: (await load(req))?.counter ?? 0 }))
-    app.post('/counter', async (req, reply) => {
-      let s = await load(req)
-      if (s === undefined) {
-        s = { id: newId(), counter: 0 }
-        reply.setCookie('sid', s.id, { ...COOKIE, signed: true })
-        await client.hSet('floorh:' + s.id, 'counter', '0')
-        await client.pExpire('floorh:' + s.id, 86_400_000)
-      }
-      s.counter++
-      await client.hSet('floorh:' + s.id, 'counter', JSON.stringify(s.counter))
-      return { counter: s.counter }
+    await floorRedis(app, async (id) => {
+      const fields = await client.hGetAll('floorh:' + id)
+      return fields.counter === undefined ? undefined : { counter: JSON.parse(fields.counter) }
+    }, async (id, data, created) => {
+      await client.hSet('floorh:' + id, 'counter', JSON.stringify(data.counter))
+      if (created) await client.pExpire('floorh:' + id, 86_400_000)
     })
   },
   'ours-memory': (app) => ours(app, 'memory'),
