@@ -230,6 +230,10 @@ export async function redisReplicated (t: Tap): Promise<{ master: RedisServer, r
   const master = await ownServer(t, await freePort(), tempDir(t, 'master'))
   const replica = await ownServer(t, await freePort(), tempDir(t, 'replica'), ['--replicaof', HOST, String(master.port)])
   await replicaInSync(replica.port)
+  // The replica's side says the link is up before the master counts the replica online (after
+  // its first ACK); until then ROLE and WAIT on the master see no replica.
+  await until(`the master on port ${master.port} counting its replica online`, async () =>
+    (await replicationInfo(master.port)).slave0?.includes('state=online') === true ? true : undefined)
   return { master, replica }
 }
 
