@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis } from 'ioredis'
+import { LINGER } from '../../lib/stores/redis/scripts.js'
 
 // Real Redis servers for the tests, started on free loopback ports and stopped at teardown,
 // as connect-redis's tests do. No mocks. Without redis-server the Redis tests are skipped
@@ -142,6 +143,22 @@ export async function until<T> (what: string, check: () => Promise<T | undefined
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
+}
+
+/**
+ * Whether `key` is the marker the Redis store leaves for LINGER ms in place of a session it
+ * deleted: an empty string with an expiry of its own.
+ */
+export async function isMarker (redis: Redis, key: string): Promise<boolean> {
+  const ttl = await redis.pttl(key)
+  return await redis.type(key) === 'string' && await redis.get(key) === '' && ttl > 0 && ttl <= LINGER
+}
+
+/** The keys under `pattern` beside the markers of deleted sessions, sorted. */
+export async function keysBesideMarkers (redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = []
+  for (const key of await redis.keys(pattern)) if (!await isMarker(redis, key)) keys.push(key)
+  return keys.sort()
 }
 
 /** One command on a short-lived connection, for checks and faults from outside the app. */

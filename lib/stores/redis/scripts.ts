@@ -12,6 +12,31 @@ import { script } from '../../redis/script.js'
 // serialized value. The index is a sorted set of the user's session suffixes scored by
 // expiresAt; it expires with the user's last session, and every write that changes it prunes
 // what is past.
+//
+// A data write is one HSET, sent without a script (see store.ts): it must never make a key
+// without expiry, nor bring data back to a deleted session. So a session key expires on Redis
+// LINGER ms after its deadline (it reads as gone from the deadline on: every read checks `e`),
+// and a script that deletes a session leaves in its place a marker, an empty string that lives
+// LINGER ms: an HSET in flight fails on it (WRONGTYPE), which tells the writer the session is
+// gone, and writes nothing. Reads take a marker for no session; so do the scripts, which read a
+// field of the session key with `field` (an HGET that reads a marker as nothing).
+/** Milliseconds a session key outlives its deadline, and a deleted session's marker lives. */
+export const LINGER = 60_000
+
+// Deletes a session key and leaves the marker in its place; returns 1 when there was a key.
+// `field`: HGET of a session key, nil on a marker.
+const BURY = `
+local function bury (key)
+  if redis.call('DEL', key) == 0 then return 0 end
+  redis.call('SET', key, '', 'PX', ${LINGER})
+  return 1
+end
+local function field (key, name)
+  local v = redis.pcall('HGET', key, name)
+  if type(v) == 'table' then return nil end
+  return v
+end
+`
 
 // Sets the index to expire with its latest session; an empty sorted set is gone already.
 const EXPIRE_INDEX = `
@@ -35,14 +60,12 @@ end
  * KEYS: session, [index]. ARGV: now, member, maxPerUser, base, expiresAt, field, value, ...
  * Returns -1 when the id is taken by a live session, otherwise the members of the sessions the cap evicted.
  */
-export const INSERT = script(EXPIRE_INDEX + CHUNKED + `
+export const INSERT = script(BURY + EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
-local e = redis.call('HGET', key, 'e')
-if e then
-  if tonumber(e) > now then return -1 end
-  redis.call('DEL', key)
-end
+local e = field(key, 'e')
+if e and tonumber(e) > now then return -1 end
+redis.call('DEL', key)
 local evicted = {}
 local member, expiresAt = ARGV[2], tonumber(ARGV[5])
 if idx then
@@ -64,7 +87,7 @@ if idx then
     table.sort(seen, function (x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
     local i = 1
     while n >= max do
-      redis.call('DEL', base .. seen[i][2])
+      bury(base .. seen[i][2])
       redis.call('ZREM', idx, seen[i][2])
       evicted[#evicted + 1] = seen[i][2]
       n, i = n - 1, i + 1
@@ -72,7 +95,7 @@ if idx then
   end
 end
 chunked('HSET', key, ARGV, 6, #ARGV)
-redis.call('PEXPIREAT', key, math.ceil(expiresAt))
+redis.call('PEXPIREAT', key, math.ceil(expiresAt) + ${LINGER})
 if idx then
   redis.call('ZADD', idx, expiresAt, member)
   expireIndex(idx)
@@ -86,12 +109,12 @@ return evicted
  * dbsc from, dbsc to, unset count, unset fields..., field, value, ... Returns 1, or 0 when
  * the session is gone or its dbsc field is not what the compare-and-set expects.
  */
-export const PATCH = script(EXPIRE_INDEX + CHUNKED + `
+export const PATCH = script(BURY + EXPIRE_INDEX + CHUNKED + `
 local key, idx = KEYS[1], KEYS[2]
 local now, member = tonumber(ARGV[1]), ARGV[2]
-local e = redis.call('HGET', key, 'e')
+local e = field(key, 'e')
 if not e or tonumber(e) <= now then
-  redis.call('DEL', key)
+  if e then bury(key) end
   if idx then redis.call('ZREM', idx, member) end
   return 0
 end
@@ -116,7 +139,7 @@ chunked('HSET', key, ARGV, first + 1000, #ARGV)
 if ARGV[4] ~= '' then
   local expiresAt = tonumber(ARGV[4])
   redis.call('HSET', key, 'e', ARGV[4])
-  redis.call('PEXPIREAT', key, math.ceil(expiresAt))
+  redis.call('PEXPIREAT', key, math.ceil(expiresAt) + ${LINGER})
   if idx then
     redis.call('ZADD', idx, expiresAt, member)
     redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
@@ -127,11 +150,11 @@ return 1
 `)
 
 /** KEYS: session, [index]. ARGV: now, member. Returns 1 when a live session was deleted. */
-export const DELETE = script(EXPIRE_INDEX + `
+export const DELETE = script(BURY + EXPIRE_INDEX + `
 local key, idx = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
-local e = redis.call('HGET', key, 'e')
-redis.call('DEL', key)
+local e = field(key, 'e')
+if e then bury(key) end
 if idx then
   redis.call('ZREM', idx, ARGV[2])
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
@@ -155,7 +178,7 @@ return out
 `)
 
 /** KEYS: index. ARGV: now, base, members to keep... Returns the members of the live sessions it deleted. */
-export const DELETE_ALL = script(EXPIRE_INDEX + `
+export const DELETE_ALL = script(BURY + EXPIRE_INDEX + `
 local idx = KEYS[1]
 local now, base = tonumber(ARGV[1]), ARGV[2]
 local keep = {}
@@ -165,7 +188,7 @@ local deleted = {}
 for i = 1, #all, 2 do
   local m = all[i]
   if not keep[m] then
-    if redis.call('DEL', base .. m) == 1 and tonumber(all[i + 1]) > now then deleted[#deleted + 1] = m end
+    if bury(base .. m) == 1 and tonumber(all[i + 1]) > now then deleted[#deleted + 1] = m end
     redis.call('ZREM', idx, m)
   end
 end

@@ -17,9 +17,8 @@ import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '..
 // The Redis store. Every key of one user carries the hash tag `{<tag>}` (the user's tag under
 // the store's owner key, `<prefix>owner-key`: see lib/crypto/ids.ts), so all of a
 // user's sessions and their index live on one slot and change together in one Lua script,
-// on a single Redis as on a Cluster. A read is one HGETALL; a write of data is one HSET (with
-// two checks in the same round trip, see #write), anything else one EVALSHA. See scripts.ts
-// for the layout.
+// on a single Redis as on a Cluster. A read is one HGETALL; a write of data is one HSET (see
+// #write), anything else one EVALSHA. See scripts.ts for the layout.
 
 export interface RedisSerializer {
   stringify: (value: unknown) => string
@@ -99,6 +98,14 @@ function joinPieces (fields: Record<string, string>, name: string): string | und
   if (text === undefined) return undefined
   for (let n = 1, piece = fields[name + n]; piece !== undefined; piece = fields[name + ++n]) text += piece
   return text
+}
+
+/** What a command on the marker of a deleted session gets (WRONGTYPE): see scripts.ts. */
+const MARKER = Symbol('marker')
+
+function marker (err: Error): typeof MARKER {
+  if (String(err.message).startsWith('WRONGTYPE')) return MARKER
+  throw err
 }
 
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
@@ -213,7 +220,9 @@ export class RedisStore implements SessionStore {
 
   async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
-    const fields = toHash(await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key])))
+    const reply = await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key]).catch(marker))
+    if (reply === MARKER) return undefined
+    const fields = toHash(reply)
     return this.#toStored(id, joinPieces(fields, 'u'), fields, this.#clock())
   }
 
@@ -266,26 +275,33 @@ export class RedisStore implements SessionStore {
 
   /**
    * The common write (data set, last seen; no expiry, index, clear, unset or DBSC change),
-   * without a script: one HSET, which is atomic on its own, sent in the same tick as
-   * `PEXPIRE key 1 NX`. A live session has its expiry already, so the PEXPIRE changes nothing
-   * and replies 0; a session that ended before the HSET (deleted, or expired on Redis's clock)
-   * got a hash of `l` and data made by it, which has no expiry, no `e`, reads as no session and
-   * is gone 1 ms later: the PEXPIRE replies 1. Resolves false when the session was gone or past
-   * its deadline, as PATCH does. The deadline on the app's clock is the one the request read,
-   * while it is ahead when the batch is sent; when it is not (or unknown), an `HGET e` in the
-   * same batch says whether another request moved it.
+   * without a script. While the deadline the request read is ahead on the app's clock, it is one
+   * HSET of `l` and the data, atomic on its own. On the marker of a deleted session it fails
+   * (WRONGTYPE) and writes nothing. Every session has `l`, so the HSET's reply (the fields it
+   * added) counts `l` only when it made the key: one removed outside the store, or past its
+   * deadline on Redis's clock by more than LINGER; `PEXPIRE key 1 NX` then drops it. When the
+   * deadline read has passed (or is unknown), the HSET goes with that PEXPIRE and an `HGET e`,
+   * in one batch, which says whether another request moved it. Resolves false when the session
+   * was gone or past its deadline, as PATCH does.
    */
   async #write (key: string, patch: SessionPatch): Promise<boolean> {
     const fields: Array<string | number> = ['hset', key, 'l', patch.lastSeenAt]
     for (const field of Object.keys(patch.set)) fields.push('d:' + field, this.#serializer.stringify(patch.set[field]))
     const read = patch.readExpiresAt
-    const trusted = read !== undefined && read > this.#clock()
-    const [, created, e] = await this.#redis.call(() => Promise.all([
-      this.#redis.send(fields),
+    if (read !== undefined && read > this.#clock()) {
+      const added = await this.#redis.call(() => this.#redis.send(fields).catch(marker))
+      if (added === MARKER) return false
+      // Fields the HSET may add to a live session: its data fields, never `l`.
+      if (added as number <= fields.length / 2 - 2) return true
+      await this.#redis.call(() => this.#redis.send(['pexpire', key, 1, 'NX']))
+      return false
+    }
+    const [, , e] = await this.#redis.call(() => Promise.all([
+      this.#redis.send(fields).catch(marker),
       this.#redis.send(['pexpire', key, 1, 'NX']),
-      ...(trusted ? [] : [this.#redis.send(['hget', key, 'e'])])
+      this.#redis.send(['hget', key, 'e']).catch(marker)
     ]))
-    return trusted ? created === 0 : e !== null && Number(e) > this.#clock()
+    return e !== null && e !== MARKER && Number(e) > this.#clock()
   }
 
   async delete (id: string): Promise<boolean> {

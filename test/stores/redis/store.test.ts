@@ -7,7 +7,8 @@ import { RedisStore, type RedisStoreOptions, type StoredSession } from '../../..
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { logSink } from '../../helpers/app.js'
 import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
-import { redisServer } from '../../helpers/redis.js'
+import { isMarker, keysBesideMarkers, redisServer } from '../../helpers/redis.js'
+import { LINGER } from '../../../lib/stores/redis/scripts.js'
 
 // The Redis store on its own: options, the clients it owns and those it does not, key prefixes,
 // serializers, and what it does with data it cannot read.
@@ -71,7 +72,7 @@ if (server !== undefined) {
     await client.quit()
   })
 
-  t.test('keys: one hash tag per user, the index expires with the last session, nothing is left after deleteAll', async (t) => {
+  t.test('keys: one hash tag per user, the index expires with the last session, nothing but markers is left after deleteAll', async (t) => {
     const prefix = `layout:${run}:`
     await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
@@ -88,13 +89,16 @@ if (server !== undefined) {
       `${prefix}owner-key`
     ].sort())
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), b.expiresAt, 'the index lives as long as the latest session')
-    t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt, 'PEXPIREAT the deadline')
+    t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt + LINGER, 'PEXPIREAT the deadline and LINGER')
     t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), { h: anon.secretHash, c: String(anon.createdAt), l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1' })
     t.equal(await client.hget(`${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`, 'u'), 'a.b*', 'a user\'s session keeps its user id: the id does not say it')
     t.equal(await store.delete(b.id), true)
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), a.expiresAt, 'and shrinks with it')
     t.equal(await store.deleteAll('a.b*', []), 1)
-    t.same(await client.keys(`${prefix}*{${tag}}*`), [], 'a user without sessions costs nothing')
+    t.same(await keysBesideMarkers(client, `${prefix}*{${tag}}*`), [], 'a user without sessions costs nothing')
+    const markers = await client.keys(`${prefix}*{${tag}}*`)
+    t.equal(markers.length, 2, 'but the markers of its two deleted sessions')
+    for (const key of markers) t.ok(await isMarker(client, key), 'a marker holds nothing of the session')
     await store.close()
   })
 
@@ -140,7 +144,7 @@ if (server !== undefined) {
     await store.close()
   })
 
-  t.test('a write of data alone is one HSET: it keeps the deadline, and a session gone meanwhile leaves no key behind', async (t) => {
+  t.test('a write of data alone is one HSET: it keeps the deadline, and a session gone meanwhile leaves no key without expiry', async (t) => {
     const prefix = `write:${run}:`
     await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
@@ -148,23 +152,67 @@ if (server !== undefined) {
     t.equal(await store.insert(live), true)
     const key = `${prefix}s:{${testTag('w')}}.${live.id.split('.')[1] as string}`
     const set = Object.fromEntries(Array.from({ length: 12_000 }, (_, i) => [`k${i}`, i]))
-    t.equal(await store.patch(live.id, { clear: false, set, unset: [], lastSeenAt: live.lastSeenAt + 5 }), true)
-    t.equal(await client.pexpiretime(key), live.expiresAt, 'the deadline as it was')
+    t.equal(await store.patch(live.id, { clear: false, set, unset: [], lastSeenAt: live.lastSeenAt + 5, readExpiresAt: live.expiresAt }), true)
+    t.equal(await client.pexpiretime(key), live.expiresAt + LINGER, 'the deadline as it was')
     const stored = await store.get(live.id) as StoredSession
     t.equal(stored.lastSeenAt, live.lastSeenAt + 5)
     t.equal(Object.keys(stored.data).length, 12_001, '12,000 keys in one HSET')
+    t.equal(await store.patch(live.id, { clear: false, set: { k0: 'again' }, unset: [], lastSeenAt: Date.now(), readExpiresAt: live.expiresAt }), true,
+      'a live session whose fields the HSET all found')
 
     t.equal(await store.delete(live.id), true)
-    // Without the deadline the request read (an HGET e checks), and with it (the PEXPIRE's reply says).
+    t.ok(await isMarker(client, key), 'delete leaves a marker')
+    // Without the deadline the request read (an HGET e checks), and with it (the HSET's reply says).
     for (const readExpiresAt of [undefined, live.expiresAt]) {
       t.equal(await store.patch(live.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt }), false, 'gone')
-      // The HSET made a hash of its own fields, with 1 ms to live: poll until Redis has dropped it.
-      const deadline = Date.now() + 5000
-      while (await client.exists(key) === 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
-      t.equal(await client.exists(key), 0, 'no key left behind')
-      t.same(await client.keys(`${prefix}*{${testTag('w')}}*`), [], 'nor an index')
+      t.ok(await isMarker(client, key), 'the write wrote nothing')
+      t.equal(await store.get(live.id), undefined, 'and the marker reads as no session')
     }
+    t.same(await keysBesideMarkers(client, `${prefix}*{${testTag('w')}}*`), [], 'nor an index')
+
+    // A key removed outside the store (or a deadline past on Redis's clock by more than LINGER):
+    // the HSET makes a key, and the store drops it.
+    const other = record('w')
+    t.equal(await store.insert(other), true)
+    const otherKey = `${prefix}s:{${testTag('w')}}.${other.id.split('.')[1] as string}`
+    await client.del(otherKey)
+    t.equal(await store.patch(other.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: other.expiresAt }), false, 'gone')
+    // It has 1 ms to live: poll until Redis has dropped it.
+    const deadline = Date.now() + 5000
+    while (await client.exists(otherKey) === 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    t.equal(await client.exists(otherKey), 0, 'no key left behind')
     await store.close()
+  })
+
+  t.test('a deleted session leaves a marker that every operation takes for no session, and that expires on its own', async (t) => {
+    const prefix = `marker:${run}:`
+    await seedRedisOwnerKey(client, prefix)
+    const store = new RedisStore({ client, prefix }, context)
+    // The same keys on a clock two minutes ahead: every session of `store` is past its deadline there.
+    const later = new RedisStore({ client, prefix }, { ...context, clock: () => Date.now() + 120_000 })
+    const keyOf = (r: StoredSession): string => `${prefix}s:{${testTag(r.userId as string)}}.${r.id.split('.')[1] as string}`
+    const write = (r: StoredSession, more: Partial<Parameters<RedisStore['patch']>[1]> = {}): Parameters<RedisStore['patch']>[1] =>
+      ({ clear: false, set: { x: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: r.expiresAt, ...more })
+
+    const [deleted, all, expired] = [record('m'), record('m'), record('m')]
+    for (const r of [deleted, all, expired]) t.equal(await store.insert(r), true)
+    t.equal(await store.delete(deleted.id), true)
+    t.equal(await store.deleteAll('m', [expired.id]), 1)
+    t.equal(await later.patch(expired.id, write(expired, { expiresAt: Date.now() + 200_000 })), false, 'a session past its deadline')
+    for (const [name, r] of [['delete', deleted], ['deleteAll', all], ['a patch of a session past its deadline', expired]] as const) {
+      t.ok(await isMarker(client, keyOf(r)), `${name} leaves a marker`)
+      t.equal(await store.get(r.id), undefined, `${name}: get`)
+      t.equal(await store.patch(r.id, write(r)), false, `${name}: a write of data`)
+      t.equal(await store.patch(r.id, write(r, { readExpiresAt: undefined })), false, `${name}: a write of data, the deadline read unknown`)
+      t.equal(await store.patch(r.id, write(r, { expiresAt: Date.now() + 1000 })), false, `${name}: a patch by script`)
+      t.equal(await store.delete(r.id), false, `${name}: delete`)
+      t.ok(await isMarker(client, keyOf(r)), `${name}: still the marker, with its own expiry`)
+    }
+    t.same(await store.getAll('m'), [], 'none is listed')
+    t.equal(await store.insert({ ...deleted, expiresAt: Date.now() + 60_000 }), true, 'an insert of the same id replaces the marker')
+    t.equal((await store.get(deleted.id) as StoredSession).expiresAt > Date.now(), true)
+    t.equal(await store.get(record('never').id), undefined, 'an id never issued is no session either')
+    await Promise.all([store.close(), later.close()])
   })
 
   t.test('a client keyPrefix is honoured, inside scripts too', async (t) => {
@@ -175,9 +223,10 @@ if (server !== undefined) {
     const sessions = [record('u'), record('u'), record('u')]
     for (const s of sessions) t.equal(await store.insert(s), true)
     t.equal((await store.getAll('u')).length, 2, 'the cap evicted through keys built in the script')
-    t.equal((await client.keys(`kp:${run}:sess:*`)).length, 4, 'two sessions, the index and the owner key, under the client prefix')
+    t.equal((await keysBesideMarkers(client, `kp:${run}:sess:*`)).length, 4, 'two sessions, the index and the owner key, under the client prefix')
+    t.equal((await client.keys(`kp:${run}:sess:*`)).length, 5, 'and the marker of the evicted one')
     t.equal(await store.deleteAll('u', []), 2)
-    t.same(await client.keys(`kp:${run}:*`), [`kp:${run}:sess:owner-key`])
+    t.same(await keysBesideMarkers(client, `kp:${run}:*`), [`kp:${run}:sess:owner-key`])
   })
 
   t.test('a lazyConnect client is connected on first use', async (t) => {

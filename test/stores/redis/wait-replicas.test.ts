@@ -4,7 +4,7 @@ import { RedisRevocation, RedisStore, type StoredSession } from '../../../lib/in
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { newIdFor, seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { buildApp, cookieOf } from '../../helpers/app.js'
-import { redisReplicated, type RedisServer } from '../../helpers/redis.js'
+import { keysBesideMarkers, redisReplicated, type RedisServer } from '../../helpers/redis.js'
 
 // storeOptions.waitForReplicas against a real master and its replica: every revocation
 // resolves only once the replica holds it; with the replica frozen (SIGSTOP), a revocation
@@ -21,8 +21,8 @@ if (pair !== undefined) {
   const onMaster = new Redis(master.port, master.host)
   t.teardown(() => onMaster.disconnect())
   for (const prefix of ['acked:', 'frozen:']) await seedRedisOwnerKey(onMaster, prefix)
-  /** The session hashes of `prefix` the replica holds, read from the replica itself. */
-  const replicaKeys = async (prefix: string): Promise<string[]> => (await onReplica.keys(`${prefix}s:*`)).sort()
+  /** The session hashes of `prefix` the replica holds (not the markers of deleted ones), read from the replica itself. */
+  const replicaKeys = async (prefix: string): Promise<string[]> => await keysBesideMarkers(onReplica, `${prefix}s:*`)
 
   const stored = (userId: string | undefined, lastSeenAt = Date.now()): StoredSession => ({
     id: newSessionId(userId === undefined ? undefined : testTag(userId)),
