@@ -2,8 +2,9 @@
 // @fastify/session + connect-redis 9, both on node-redis 5, each session made by a real login
 // request from a desktop Chrome (its User-Agent, 111 bytes) holding a passport-sized value. Ours
 // is measured twice: with Redis's default hash-max-listpack-value (64), under which a hash
-// with any value longer than 64 bytes is stored as a hash table (the store keeps the user agent
-// in pieces of 64 bytes so that it does not), and with 512.
+// with any value longer than 64 bytes is stored as a hash table (the store keeps the fields a
+// session never changes, user agent included, in pieces of 64 bytes so that it does not), and
+// with 512.
 //
 //   npm run build && node bench/redis-memory.js [--sessions 2000]
 import { parseArgs } from 'node:util'

@@ -244,6 +244,41 @@ t.test('Redis: session hashes with hostile field values', async (t) => {
     t.ok(outcomes.loaded > 0 && outcomes.expired > 0 && outcomes.unreadable > 0, JSON.stringify(outcomes))
   })
 
+  t.test('property: the fixed fields\' text (m) of any shape reads as a session whose fields it spells, or as none', async (t) => {
+    const word = fc.oneof(fc.constantFrom('', '0', '3', '64', '-1', '1e3', 'x'), fc.string({ maxLength: 4 }))
+    const outcomes = { loaded: 0, refused: 0 }
+    const text = fc.string({ unit: 'binary', maxLength: 12 })
+    // Any words and tail, or a well-formed text of any ip, user agent and user id.
+    const shaped = fc.oneof(fc.tuple(fc.array(word, { minLength: 5, maxLength: 9 }), text),
+      fc.tuple(text, text, text).map(([i, g, u]) => [['h', '1', '', '', i.length, g.length, u.length].map(String), i + g + u] as [string[], string]))
+    await fc.assert(fc.asyncProperty(shaped, fc.boolean(),
+      async ([head, tail], bound) => {
+        const id = newSessionId(bound ? aliceTag : undefined)
+        const hkey = keyOf(id)
+        const m = head.join(' ') + '\n' + tail
+        await client.hset(hkey, { m, l: Date.now(), e: Date.now() + 60_000 })
+        await client.pexpire(hkey, 60_000)
+        let s
+        try {
+          s = await store.get(id)
+        } finally {
+          assertClean()
+          await client.del(hkey)
+        }
+        if (s === undefined) {
+          outcomes.refused++
+          return
+        }
+        // As Redis keeps text: UTF-8, where a lone surrogate is U+FFFD.
+        const kept = Buffer.from(m).toString()
+        const spelled = [s.ip, s.userAgent, s.userId].map((v) => v ?? '').join('')
+        if (!kept.endsWith('\n' + spelled) || s.secretHash !== kept.split(' ')[0]) throw new Error(`read ${JSON.stringify(s)} from ${JSON.stringify(kept)}`)
+        if (bound && s.userId === undefined) throw new Error('a user\'s session without its user id')
+        outcomes.loaded++
+      }), { numRuns: 300 })
+    t.ok(outcomes.refused > 0 && outcomes.loaded > 0, JSON.stringify(outcomes))
+  })
+
   t.test('property: through the app, a corrupted session answers 200 or 503, never 500', async (t) => {
     const app = await buildApp({ store: 'redis', storeOptions: { client, prefix } })
     t.teardown(() => app.close())

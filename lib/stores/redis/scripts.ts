@@ -6,12 +6,12 @@ import { script } from '../../redis/script.js'
 // user's other sessions are built from `base` (the session-key prefix of that same tag),
 // which keeps every script on one slot of a Redis Cluster.
 //
-// A session is a hash: h secretHash, u userId (a user's session), c createdAt, l lastSeenAt, e expiresAt,
-// a authenticatedAt, i ip, g userAgent, o policy, b dbsc (u and g longer than 64 bytes go in pieces,
-// u1, u2, ... and g1, g2, ...: see store.ts; no script reads them), and one field `d:<key>` per data key holding its
-// serialized value. The index is a sorted set of the user's session suffixes scored by
-// expiresAt; it expires with the user's last session, and every write that changes it prunes
-// what is past.
+// A session is a hash: l lastSeenAt, e expiresAt, b dbsc, m (and m1, m2, ...) what the
+// session gets at insert and never changes (secret hash, created, authenticated, policy, ip,
+// user agent, user id: one text in pieces of at most 64 bytes, see store.ts; no script reads
+// it), and one field `d:<key>` per data key holding its serialized value. The index is a
+// sorted set of the user's session suffixes scored by expiresAt; it expires with the user's
+// last session, and every write that changes it prunes what is past.
 //
 // A data write is one HSET, sent without a script (see store.ts): it must never make a key
 // without expiry, nor bring data back to a deleted session. So a session key expires on Redis
@@ -20,6 +20,7 @@ import { script } from '../../redis/script.js'
 // LINGER ms: an HSET in flight fails on it (WRONGTYPE), which tells the writer the session is
 // gone, and writes nothing. Reads take a marker for no session; so do the scripts, which read a
 // field of the session key with `field` (an HGET that reads a marker as nothing).
+
 /** Milliseconds a session key outlives its deadline, and a deleted session's marker lives. */
 export const LINGER = 60_000
 

@@ -63,10 +63,11 @@ const OPTION_KEYS = ['client', 'url', 'prefix', 'timeout', 'serializer', 'waitFo
 
 /**
  * Redis keeps a hash compact (a listpack, about half the memory of a hash table) only while
- * every value fits in `hash-max-listpack-value` bytes, 64 by default. A browser's user agent is
- * longer (desktop Chrome's: 111 bytes), and so can a user id be: each is stored in pieces of at
- * most 64 bytes of UTF-8, `g`, `g1`, `g2`, ... (and `u`, `u1`, ...), joined when read. A hash
- * written before, with one long `g`, reads the same.
+ * every value fits in `hash-max-listpack-value` bytes, 64 by default. The fields a session gets
+ * at insert and never changes (`Fixed`) are one text, longer than that (a browser's user agent
+ * alone is: desktop Chrome's is 111 bytes), so it is stored in pieces of at most 64 bytes of
+ * UTF-8, `m`, `m1`, `m2`, ..., joined when read. A hash written by an earlier version has
+ * these fields one by one (`h`, `c`, `a`, `o`, `i`, and `g` and `u` in pieces) and reads the same.
  */
 const PIECE_BYTES = 64
 
@@ -106,6 +107,76 @@ const MARKER = Symbol('marker')
 function marker (err: Error): typeof MARKER {
   if (String(err.message).startsWith('WRONGTYPE')) return MARKER
   throw err
+}
+
+/** What a session gets at insert and never changes. */
+interface Fixed {
+  secretHash: string
+  createdAt: number
+  authenticatedAt: number | undefined
+  policy?: string | undefined
+  ip: string | undefined
+  userAgent: string | undefined
+  userId: string | undefined
+}
+
+/** An absent value in the head line of `packFixed`. */
+const ABSENT = ''
+
+/**
+ * One text, so that HGETALL replies 1 to 4 fields for it instead of 2 to 9: a head line of
+ * words with no space in them (`h c a o`, then the lengths of ip, user agent and user id; an
+ * empty word for none: the line of a session without them fits one piece), then those three
+ * texts back to back, whatever they hold.
+ */
+function packFixed (s: Fixed): string {
+  const { ip, userAgent, userId } = s
+  return `${s.secretHash} ${s.createdAt} ${s.authenticatedAt ?? ABSENT} ${s.policy ?? ABSENT} ` +
+    `${ip?.length ?? ABSENT} ${userAgent?.length ?? ABSENT} ${userId?.length ?? ABSENT}\n${ip ?? ''}${userAgent ?? ''}${userId ?? ''}`
+}
+
+/** `packFixed`'s text read back; undefined when it is not one. */
+function unpackFixed (text: string): Fixed | undefined {
+  const nl = text.indexOf('\n')
+  const head = text.slice(0, nl).split(' ')
+  if (nl === -1 || head.length !== 7) return undefined
+  let at = nl + 1
+  const tail: Array<string | undefined> = []
+  for (let i = 4; i < 7; i++) {
+    const length = head[i] as string
+    if (length === ABSENT) {
+      tail.push(undefined)
+      continue
+    }
+    const end = at + Number(length)
+    if (!/^\d+$/.test(length) || end > text.length) return undefined
+    tail.push(text.slice(at, end))
+    at = end
+  }
+  if (at !== text.length) return undefined
+  const [h, c, a, o] = head as [string, string, string, string]
+  return {
+    secretHash: h,
+    createdAt: Number(c),
+    authenticatedAt: a === ABSENT ? undefined : Number(a),
+    policy: o === ABSENT ? undefined : o,
+    ip: tail[0],
+    userAgent: tail[1],
+    userId: tail[2]
+  }
+}
+
+/** A hash written by an earlier version: the same fields, one by one. */
+function legacyFixed (fields: Record<string, string>): Fixed {
+  return {
+    secretHash: fields.h as string,
+    createdAt: Number(fields.c),
+    authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
+    policy: fields.o,
+    ip: fields.i,
+    userAgent: joinPieces(fields, 'g'),
+    userId: joinPieces(fields, 'u')
+  }
 }
 
 const JSON_SERIALIZER: RedisSerializer = { stringify: JSON.stringify, parse: parseValue }
@@ -191,11 +262,17 @@ export class RedisStore implements SessionStore {
     return keys.index === undefined ? [keys.key] : [keys.key, keys.index]
   }
 
-  #toStored (id: string, userId: string | undefined, fields: Record<string, string>, now: number): StoredSession | undefined {
-    // A user's session written before 0.2 has no `u`: its id carries the user id in clear; unknown now.
-    if (fields.e === undefined || (userId === undefined && tagOf(id) !== undefined)) return undefined
+  /** The session of a hash; `userId` is the one getAll asked for (a hash of the user's index). */
+  #toStored (id: string, fields: Record<string, string>, now: number, listed?: string): StoredSession | undefined {
+    if (fields.e === undefined) return undefined
     const expiresAt = Number(fields.e)
     if (!(expiresAt > now)) return undefined
+    const packed = joinPieces(fields, 'm')
+    const fixed = packed === undefined ? legacyFixed(fields) : unpackFixed(packed)
+    if (fixed === undefined) return undefined
+    const userId = listed ?? fixed.userId
+    // A user's session written before 0.2 has no `u`: its id carries the user id in clear; unknown now.
+    if (userId === undefined && tagOf(id) !== undefined) return undefined
     const data: Record<string, unknown> = {}
     for (const field of Object.keys(fields)) {
       if (!field.startsWith('d:')) continue
@@ -204,16 +281,16 @@ export class RedisStore implements SessionStore {
     }
     return {
       id,
-      secretHash: fields.h as string,
+      secretHash: fixed.secretHash,
       userId,
       data,
-      createdAt: Number(fields.c),
+      createdAt: fixed.createdAt,
       lastSeenAt: Number(fields.l),
       expiresAt,
-      authenticatedAt: fields.a === undefined ? undefined : Number(fields.a),
-      ip: fields.i,
-      userAgent: joinPieces(fields, 'g'),
-      policy: fields.o,
+      authenticatedAt: fixed.authenticatedAt,
+      ip: fixed.ip,
+      userAgent: fixed.userAgent,
+      policy: fixed.policy,
       dbsc: fields.b
     }
   }
@@ -222,8 +299,7 @@ export class RedisStore implements SessionStore {
     if (!isSessionId(id)) return undefined
     const reply = await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key]).catch(marker))
     if (reply === MARKER) return undefined
-    const fields = toHash(reply)
-    return this.#toStored(id, joinPieces(fields, 'u'), fields, this.#clock())
+    return this.#toStored(id, toHash(reply), this.#clock())
   }
 
   async insert (session: StoredSession): Promise<boolean> {
@@ -232,13 +308,8 @@ export class RedisStore implements SessionStore {
       throw new FST_SESSION_USER_ID_INVALID('the session id does not carry the tag of its user')
     }
     const keys = this.#keys(id)
-    const fields: Array<string | number> = ['h', session.secretHash, 'c', session.createdAt,
-      'l', session.lastSeenAt, 'e', session.expiresAt]
-    if (userId !== undefined) pushPieces(fields, 'u', userId)
-    if (session.authenticatedAt !== undefined) fields.push('a', session.authenticatedAt)
-    if (session.ip !== undefined) fields.push('i', session.ip)
-    if (session.userAgent !== undefined) pushPieces(fields, 'g', session.userAgent)
-    if (session.policy !== undefined) fields.push('o', session.policy)
+    const fields: Array<string | number> = ['l', session.lastSeenAt, 'e', session.expiresAt]
+    pushPieces(fields, 'm', packFixed(session))
     if (session.dbsc !== undefined) fields.push('b', session.dbsc)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
     const base = keys.index === undefined ? '' : this.#userBase(tagOf(id) as string)
@@ -321,7 +392,7 @@ export class RedisStore implements SessionStore {
       const fields: Record<string, string> = Object.create(null)
       for (let j = 0; j < pairs.length; j += 2) fields[pairs[j] as string] = pairs[j + 1] as string
       // The script returns live sessions only: their hash and index entry are written together.
-      sessions.push(this.#toStored(`${owner}.${reply[i] as string}`, userId, fields, now) as StoredSession)
+      sessions.push(this.#toStored(`${owner}.${reply[i] as string}`, fields, now, userId) as StoredSession)
     }
     return sessions
   }

@@ -90,8 +90,11 @@ if (server !== undefined) {
     ].sort())
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), b.expiresAt, 'the index lives as long as the latest session')
     t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt + LINGER, 'PEXPIREAT the deadline and LINGER')
-    t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), { h: anon.secretHash, c: String(anon.createdAt), l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1' })
-    t.equal(await client.hget(`${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`, 'u'), 'a.b*', 'a user\'s session keeps its user id: the id does not say it')
+    t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), {
+      m: `${anon.secretHash} ${anon.createdAt}     \n`, l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1'
+    }, 'what never changes in one field, then last seen, the deadline and the data')
+    t.equal((await client.hmget(`${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`, 'm', 'm1')).join(''), `${a.secretHash} ${a.createdAt}     4\na.b*`,
+      'a user\'s session keeps its user id: the id does not say it')
     t.equal(await store.delete(b.id), true)
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), a.expiresAt, 'and shrinks with it')
     t.equal(await store.deleteAll('a.b*', []), 1)
@@ -102,7 +105,7 @@ if (server !== undefined) {
     await store.close()
   })
 
-  t.test('a long user agent or user id is kept in pieces of at most 64 bytes: the hash stays a listpack, and each reads back whole', async (t) => {
+  t.test('a long user agent or user id: the fixed fields\' text is kept in pieces of at most 64 bytes, the hash stays a listpack, and each reads back whole', async (t) => {
     const prefix = `pieces:${run}:`
     await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
@@ -115,7 +118,7 @@ if (server !== undefined) {
       ['desktop Chrome', 'user-1', chrome],
       ['64 bytes', 'u'.repeat(64), 'g'.repeat(64)],
       ['65 bytes', 'u'.repeat(65), 'g'.repeat(65)],
-      ['200 bytes: four pieces', 'u'.repeat(200), 'g'.repeat(200)],
+      ['200 bytes each', 'u'.repeat(200), 'g'.repeat(200)],
       ['latin1 from a header, 2 bytes a character', 'é'.repeat(40), 'Agent/1.0 ' + 'ÿ'.repeat(502)],
       ['3 bytes a character', '€'.repeat(30), '€'.repeat(30)],
       ['a 4-byte character across the 64th byte stays whole', 'a' + '😀'.repeat(16), 'a' + '😀'.repeat(16)],
@@ -136,11 +139,54 @@ if (server !== undefined) {
       if (userId !== undefined) t.same((await store.getAll(userId)).map((s) => s.userAgent), [agent], `${name}: in the user's list`)
     }
 
-    const before = record('before-pieces', { userAgent: chrome })
+    // A hash written by an earlier version: the fields one by one, a user agent and a user id in pieces.
+    const before = record('earlier-layout', { userAgent: chrome, ip: '2001:db8::1', authenticatedAt: Date.now(), policy: 'b.t60' })
     t.equal(await store.insert(before), true)
-    await client.hdel(keyOf(before), 'g1')
-    await client.hset(keyOf(before), 'g', chrome)
-    t.equal((await store.get(before.id) as StoredSession).userAgent, chrome, 'a hash written before pieces, one long g, reads the same')
+    await client.del(keyOf(before))
+    await client.hset(keyOf(before), {
+      h: before.secretHash,
+      c: before.createdAt,
+      l: before.lastSeenAt,
+      e: before.expiresAt,
+      a: before.authenticatedAt,
+      o: before.policy,
+      i: before.ip,
+      g: chrome.slice(0, 64),
+      g1: chrome.slice(64),
+      u: 'earlier-layout',
+      'd:n': '1'
+    })
+    await client.pexpire(keyOf(before), 60_000)
+    t.same(await store.get(before.id), before, 'reads the same')
+    t.same(await store.getAll('earlier-layout'), [before], 'and is listed the same')
+    await store.close()
+  })
+
+  t.test('the fixed fields in one text: every kind of value reads back, and a text that is not one reads as no session', async (t) => {
+    const prefix = `fixed:${run}:`
+    await seedRedisOwnerKey(client, prefix)
+    const store = new RedisStore({ client, prefix }, context)
+    const keyOf = (r: StoredSession): string => r.userId === undefined
+      ? `${prefix}s:{${r.id}}`
+      : `${prefix}s:{${testTag(r.userId)}}.${r.id.split('.')[1] as string}`
+    const odd = ' \n- 12 \n\n'
+    for (const [name, overrides] of [
+      ['spaces, newlines and dashes in the ip, user agent and user id', { ip: odd, userAgent: odd, userId: odd }],
+      ['empty ip and user agent', { ip: '', userAgent: '' }],
+      ['authenticated, with a policy', { userId: 'p', authenticatedAt: 1234, policy: 's.a600' }]
+    ] as const) {
+      const r = record(overrides.userId, overrides)
+      t.equal(await store.insert(r), true)
+      t.same(await store.get(r.id), r, name)
+    }
+    const r = record()
+    t.equal(await store.insert(r), true)
+    const m = await client.hget(keyOf(r), 'm') as string
+    t.equal(m, `${r.secretHash} ${r.createdAt}     \n`, 'one piece for a session without ip, user agent or user id')
+    for (const bad of ['', m.replace('\n', ''), m.replace('   \n', '  \n'), m.replace('   \n', ' 3  \n'), m.replace('   \n', ' x  \n'), m + 'extra']) {
+      await client.hset(keyOf(r), 'm', bad)
+      t.equal(await store.get(r.id), undefined, `not read: ${JSON.stringify(bad)}`)
+    }
     await store.close()
   })
 
