@@ -262,7 +262,7 @@ export class RedisStore implements SessionStore {
     return keys.index === undefined ? [keys.key] : [keys.key, keys.index]
   }
 
-  /** The session of a hash; `userId` is the one getAll asked for (a hash of the user's index). */
+  /** The session of a hash, or undefined; `listed`: the user id getAll asked for (the hash is in that user's index). */
   #toStored (id: string, fields: Record<string, string>, now: number, listed?: string): StoredSession | undefined {
     if (fields.e === undefined) return undefined
     const expiresAt = Number(fields.e)
@@ -391,8 +391,10 @@ export class RedisStore implements SessionStore {
       const pairs = reply[i + 1] as string[]
       const fields: Record<string, string> = Object.create(null)
       for (let j = 0; j < pairs.length; j += 2) fields[pairs[j] as string] = pairs[j + 1] as string
-      // The script returns live sessions only: their hash and index entry are written together.
-      sessions.push(this.#toStored(`${owner}.${reply[i] as string}`, fields, now, userId) as StoredSession)
+      // The script returns the hashes of live index entries; one that does not read (its fixed
+      // fields' text damaged) is left out, as get() takes it for no session.
+      const session = this.#toStored(`${owner}.${reply[i] as string}`, fields, now, userId)
+      if (session !== undefined) sessions.push(session)
     }
     return sessions
   }

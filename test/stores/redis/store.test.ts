@@ -183,6 +183,10 @@ if (server !== undefined) {
     t.equal(await store.insert(r), true)
     const m = await client.hget(keyOf(r), 'm') as string
     t.equal(m, `${r.secretHash} ${r.createdAt}     \n`, 'one piece for a session without ip, user agent or user id')
+    const listed = record('listed')
+    t.equal(await store.insert(listed), true)
+    await client.hset(keyOf(listed), 'm', 'not the text')
+    t.same(await store.getAll('listed'), [], 'a listed session whose text does not read is left out')
     for (const bad of ['', m.replace('\n', ''), m.replace('   \n', '  \n'), m.replace('   \n', ' 3  \n'), m.replace('   \n', ' x  \n'), m + 'extra']) {
       await client.hset(keyOf(r), 'm', bad)
       t.equal(await store.get(r.id), undefined, `not read: ${JSON.stringify(bad)}`)
