@@ -33,6 +33,13 @@ function record (userId?: string, overrides: Partial<StoredSession> = {}): Store
   }
 }
 
+/** The key of a session of these tests' stores (seeded with TEST_OWNER_KEY), under `prefix`. */
+function sessionKey (prefix: string, r: StoredSession): string {
+  return r.userId === undefined
+    ? `${prefix}s:{${r.id}}`
+    : `${prefix}s:{${testTag(r.userId)}}.${r.id.split('.')[1] as string}`
+}
+
 t.test('options are checked at construction, naming the option', async (t) => {
   const client = new Redis({ lazyConnect: true })
   t.teardown(() => client.disconnect())
@@ -109,9 +116,7 @@ if (server !== undefined) {
     const prefix = `pieces:${run}:`
     await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
-    const keyOf = (r: StoredSession): string => r.userId === undefined
-      ? `${prefix}s:{${r.id}}`
-      : `${prefix}s:{${testTag(r.userId)}}.${r.id.split('.')[1] as string}`
+    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
     const [, limit] = await client.config('GET', 'hash-max-listpack-value') as [string, string]
     const chrome = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
     const cases: Array<[string, string | undefined, string]> = [
@@ -166,9 +171,7 @@ if (server !== undefined) {
     const prefix = `fixed:${run}:`
     await seedRedisOwnerKey(client, prefix)
     const store = new RedisStore({ client, prefix }, context)
-    const keyOf = (r: StoredSession): string => r.userId === undefined
-      ? `${prefix}s:{${r.id}}`
-      : `${prefix}s:{${testTag(r.userId)}}.${r.id.split('.')[1] as string}`
+    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
     const odd = ' \n- 12 \n\n'
     for (const [name, overrides] of [
       ['spaces, newlines and dashes in the ip, user agent and user id', { ip: odd, userAgent: odd, userId: odd }],
@@ -200,7 +203,7 @@ if (server !== undefined) {
     const store = new RedisStore({ client, prefix }, context)
     const live = record('w', { data: { a: 1 } })
     t.equal(await store.insert(live), true)
-    const key = `${prefix}s:{${testTag('w')}}.${live.id.split('.')[1] as string}`
+    const key = sessionKey(prefix, live)
     const set = Object.fromEntries(Array.from({ length: 12_000 }, (_, i) => [`k${i}`, i]))
     t.equal(await store.patch(live.id, { clear: false, set, unset: [], lastSeenAt: live.lastSeenAt + 5, readExpiresAt: live.expiresAt }), true)
     t.equal(await client.pexpiretime(key), live.expiresAt + LINGER, 'the deadline as it was')
@@ -224,7 +227,7 @@ if (server !== undefined) {
     // the HSET makes a key, and the store drops it.
     const other = record('w')
     t.equal(await store.insert(other), true)
-    const otherKey = `${prefix}s:{${testTag('w')}}.${other.id.split('.')[1] as string}`
+    const otherKey = sessionKey(prefix, other)
     await client.del(otherKey)
     t.equal(await store.patch(other.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: other.expiresAt }), false, 'gone')
     // It has 1 ms to live: poll until Redis has dropped it.
@@ -240,7 +243,7 @@ if (server !== undefined) {
     const store = new RedisStore({ client, prefix }, context)
     // The same keys on a clock two minutes ahead: every session of `store` is past its deadline there.
     const later = new RedisStore({ client, prefix }, { ...context, clock: () => Date.now() + 120_000 })
-    const keyOf = (r: StoredSession): string => `${prefix}s:{${testTag(r.userId as string)}}.${r.id.split('.')[1] as string}`
+    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
     const write = (r: StoredSession, more: Partial<Parameters<RedisStore['patch']>[1]> = {}): Parameters<RedisStore['patch']>[1] =>
       ({ clear: false, set: { x: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: r.expiresAt, ...more })
 
