@@ -4,13 +4,18 @@
 // On a shared machine, CPU per request at a fixed load moves by a few percent where maximum
 // throughput swings by half.
 //
-//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --out DIR]
+// What still moves a cell by a quarter here is the machine's other load, which comes and goes
+// over seconds. With --together, every scenario gets a redis-server of its own, and each one
+// runs at the same time as connect-redis, at the same rate: the two cells of a pair see the same
+// moment of the machine, and their ratio leaves that out.
+//
+//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { seedSessions } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
-import { redisCpuSeconds, startRedis } from './lib/redis.js'
+import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +24,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     only: { type: 'string' },
+    together: { type: 'boolean', default: false },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname }
   }
 })
@@ -26,6 +32,9 @@ const RATE = Number(values.rate)
 const DURATION = Number(values.duration)
 const ROUNDS = Number(values.rounds)
 const CONNECTIONS = Number(values.connections)
+const TOGETHER = values.together
+/** The scenario every other one is measured against. */
+const REF = 'fastify-session-redis9'
 
 const SCENARIOS = [
   ['ours-redis-node', 'ours \'redis\', node-redis 5 client'],
@@ -42,8 +51,12 @@ const median = (xs) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-/** One run at the fixed rate: requests served, server and Redis CPU per request (µs), achieved req/s. */
+/**
+ * One run at the fixed rate: achieved req/s, server and Redis CPU per request (µs), and what
+ * Redis did per request (commands by name, socket reads, bytes in and out).
+ */
 async function measure (server, redisClient, method, cookie) {
+  const c0 = await counters(redisClient)
   const s0 = cpuSeconds(server.pid)
   const r0 = await redisCpuSeconds(redisClient)
   const result = await autocannon({
@@ -57,39 +70,71 @@ async function measure (server, redisClient, method, cookie) {
   })
   const served = result.requests.total
   const errors = result.errors + result.non2xx
-  return {
-    reqs: served / result.duration,
-    serverUs: (cpuSeconds(server.pid) - s0) / served * 1e6,
-    redisUs: (await redisCpuSeconds(redisClient) - r0) / served * 1e6,
-    errors
-  }
+  const serverUs = (cpuSeconds(server.pid) - s0) / served * 1e6
+  const redisUs = (await redisCpuSeconds(redisClient) - r0) / served * 1e6
+  return { reqs: served / result.duration, serverUs, redisUs, errors, redis: perRequest(c0, await counters(redisClient), served) }
 }
 
 async function main () {
-  const redis = await startRedis()
-  if (redis.unavailable !== undefined) throw new Error(redis.unavailable)
+  if (TOGETHER && process.env.REDIS_URL) throw new Error('--together starts a redis-server per scenario: unset REDIS_URL')
+  if (TOGETHER && !SCENARIOS.some(([name]) => name === REF)) throw new Error(`--together runs every scenario beside ${REF}: keep it in --only`)
+  const redises = []
   const servers = {}
   for (const [name] of SCENARIOS) {
+    if (redises.length === 0 || TOGETHER) {
+      const redis = await startRedis()
+      if (redis.unavailable !== undefined) throw new Error(redis.unavailable)
+      redises.push(redis)
+    }
+    const redis = redises[redises.length - 1]
     const server = await startServer(name, { env: { REDIS_URL: redis.url } })
     if (server.port === undefined) throw new Error(`${name}: ${server.error ?? server.unavailable}`)
     const [cookie] = await seedSessions(server.port, 1)
     // Warm-up: the JIT, the scripts loaded, the connections made.
     await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { cookie }, connections: 10, amount: 3000 })
-    servers[name] = { server, cookie }
+    servers[name] = { server, cookie, redis }
   }
+  const run = (name, method) => {
+    const { server, cookie, redis } = servers[name]
+    return measure(server, redis.client, method, cookie)
+  }
+  const log = (round, name, method, m, beside = '') => process.stderr.write(`round ${round + 1} ${name} ${method}${beside}: ` +
+    `${m.reqs.toFixed(0)} req/s, server ${m.serverUs.toFixed(1)} µs, redis ${m.redisUs.toFixed(1)} µs, errors ${m.errors}\n`)
+  // runs[name][method]: the scenario's cells; refs[name][method]: connect-redis's cell of the
+  // same round (sequential) or of the same moment (--together), one per cell of runs.
   const runs = {}
+  const refs = {}
+  const push = (table, name, method, m) => ((table[name] ??= {})[method] ??= []).push(m)
   for (let round = 0; round < ROUNDS; round++) {
+    // Every other round in reverse order, so that what drifts through a round weighs on every
+    // scenario alike, and no scenario always follows the same one.
+    const order = round % 2 === 0 ? SCENARIOS : [...SCENARIOS].reverse()
     for (const method of ['POST', 'GET']) {
-      for (const [name] of SCENARIOS) {
-        const { server, cookie } = servers[name]
-        const m = await measure(server, redis.client, method, cookie)
-        ;((runs[name] ??= {})[method] ??= []).push(m)
-        process.stderr.write(`round ${round + 1} ${name} ${method}: ${m.reqs.toFixed(0)} req/s, server ${m.serverUs.toFixed(1)} µs, redis ${m.redisUs.toFixed(1)} µs, errors ${m.errors}\n`)
+      if (!TOGETHER) {
+        for (const [name] of order) {
+          const m = await run(name, method)
+          push(runs, name, method, m)
+          log(round, name, method, m)
+        }
+        continue
+      }
+      for (const [name] of order) {
+        if (name === REF) continue
+        const [m, ref] = await Promise.all([run(name, method), run(REF, method)])
+        push(runs, name, method, m)
+        push(refs, name, method, ref)
+        push(runs, REF, method, ref)
+        log(round, name, method, m)
+        log(round, REF, method, ref, ` (beside ${name})`)
       }
     }
   }
+  if (!TOGETHER && runs[REF] !== undefined) {
+    for (const [name] of SCENARIOS) refs[name] = name === REF ? undefined : runs[REF]
+  }
   for (const { server } of Object.values(servers)) await server.stop()
-  await redis.stop()
+  for (const redis of redises) await redis.stop()
+  const redis = redises[0]
 
   const versions = {}
   for (const pkg of ['redis', 'ioredis', 'connect-redis9', '@fastify/session', 'fastify']) {
@@ -99,29 +144,47 @@ async function main () {
     '# Fixed offered load: CPU per request',
     '',
     `- ${new Date().toISOString()}, Node ${process.version}, Redis ${redis.version}; ${versions.fastify ? `fastify ${versions.fastify}, ` : ''}redis ${versions.redis}, ioredis ${versions.ioredis}, connect-redis ${versions['connect-redis9']}, @fastify/session ${versions['@fastify/session']}`,
-    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved; medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
-    '- `npm run bench:fixed`',
+    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
+    TOGETHER
+      ? '- `--together`: every scenario on a redis-server of its own, each cell run at the same time as a cell of connect-redis (both at the rate above); "vs connect-redis" is the median of the ratios of these pairs, then in how many pairs the scenario cost less. connect-redis\'s own row: the median of all its cells.'
+      : '- "vs connect-redis": the median of the rounds\' ratios (a scenario against connect-redis in the same round, so that what drifts between rounds cancels out), then in how many rounds the scenario cost less.',
+    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}\``,
     '',
     '| scenario | route | req/s | server µs/req | server vs connect-redis | Redis µs/req | Redis vs connect-redis | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|'
   ]
-  const ref = runs['fastify-session-redis9']
   for (const method of ['POST', 'GET']) {
     for (const [name, label] of SCENARIOS) {
       const ms = runs[name][method]
       const cell = (key) => {
         const us = median(ms.map((m) => m[key]))
-        const refUs = ref === undefined ? undefined : median(ref[method].map((m) => m[key]))
-        return `${us.toFixed(1)} | ${refUs === undefined ? '' : (us / refUs).toFixed(2) + '×'}`
+        if (runs[REF] === undefined) return `${us.toFixed(1)} | `
+        if (name === REF) return `${us.toFixed(1)} | 1.00×`
+        const ratios = ms.map((m, i) => m[key] / refs[name][method][i][key])
+        return `${us.toFixed(1)} | ${median(ratios).toFixed(2)}× (${ratios.filter((r) => r < 1).length} of ${ratios.length} lower)`
       }
       lines.push(`| ${label} | ${method === 'POST' ? 'write' : 'read'} | ${median(ms.map((m) => m.reqs)).toFixed(0)} | ${cell('serverUs')} | ${cell('redisUs')} | ${ms.reduce((a, m) => a + m.errors, 0)} |`)
+    }
+  }
+  // What Redis did per request, from INFO around each cell: the same for every round but for a
+  // few commands the session's first request or an INFO left over; medians.
+  lines.push('', 'What Redis did per request (medians of the cells; commands as INFO commandstats counts them, a script\'s own commands included):', '',
+    '| scenario | route | commands | socket reads | bytes in | bytes out |', '|---|---|---|---:|---:|---:|')
+  for (const method of ['POST', 'GET']) {
+    for (const [name, label] of SCENARIOS) {
+      const ms = runs[name][method].map((m) => m.redis)
+      const names = [...new Set(ms.flatMap((r) => Object.keys(r.byCommand)))]
+      const commands = names.map((c) => [c, median(ms.map((r) => r.byCommand[c] ?? 0))]).filter(([, n]) => n >= 0.005)
+        .map(([c, n]) => `${c.toUpperCase()} ${n.toFixed(2)}`).join(', ')
+      const of = (key, digits) => median(ms.map((r) => r[key])).toFixed(digits)
+      lines.push(`| ${label} | ${method === 'POST' ? 'write' : 'read'} | ${commands} | ${of('roundTrips', 3)} | ${of('bytesIn', 0)} | ${of('bytesOut', 0)} |`)
     }
   }
   const report = lines.join('\n') + '\n'
   process.stdout.write(report)
   mkdirSync(values.out, { recursive: true })
   writeFileSync(new URL('fixed.md', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), report)
-  writeFileSync(new URL('fixed.json.tmp', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), JSON.stringify(runs, null, 2))
+  writeFileSync(new URL('fixed.json.tmp', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), JSON.stringify({ runs, refs }, null, 2))
 }
 
 main().then(() => process.exit(0), (err) => {

@@ -65,13 +65,19 @@ export async function redisCpuSeconds (client) {
   return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1])
 }
 
-/** `INFO commandstats` and the read/command counters of `INFO stats`, as numbers. */
+/** `INFO commandstats` and the read, command and byte counters of `INFO stats`, as numbers. */
 export async function counters (client) {
   const text = await client.info('all')
   const commands = {}
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) commands[m[1]] = Number(m[2])
   const stat = (name) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(text)?.[1] ?? NaN)
-  return { commands, reads: stat('total_reads_processed'), processed: stat('total_commands_processed') }
+  return {
+    commands,
+    reads: stat('total_reads_processed'),
+    processed: stat('total_commands_processed'),
+    bytesIn: stat('total_net_input_bytes'),
+    bytesOut: stat('total_net_output_bytes')
+  }
 }
 
 /**
@@ -92,5 +98,12 @@ export function perRequest (before, after, requests) {
   }
   // The second snapshot's INFO is one read of its own.
   const reads = after.reads - before.reads - 1
-  return { commands: total / requests, roundTrips: reads / requests, byCommand }
+  return {
+    commands: total / requests,
+    roundTrips: reads / requests,
+    byCommand,
+    // The bytes the snapshots' own INFO calls moved are a few hundred, spread over the requests.
+    bytesIn: (after.bytesIn - before.bytesIn) / requests,
+    bytesOut: (after.bytesOut - before.bytesOut) / requests
+  }
 }
