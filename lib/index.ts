@@ -69,6 +69,7 @@ export { UserSessions, type SessionUpdate, type DeleteAllOptions } from './sessi
 export { registerStore, knownStores } from './stores/registry.js'
 export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
 export type { StatelessStore, SealedSession, RevocationStore } from './stores/store.js'
+export { LAST_SEEN_STEP } from './stores/store.js'
 export { CookieStore, cookieStore, type CookieStoreOptions } from './stores/cookie.js'
 export { MemoryRevocation, type MemoryRevocationOptions, type RevocationOption } from './stores/revocation/memory.js'
 export { RedisRevocation, type RedisRevocationOptions } from './stores/revocation/redis.js'

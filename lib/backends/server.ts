@@ -148,7 +148,9 @@ export class ServerBackend implements Backend<StoredSession> {
       unset: change?.unset ?? [],
       lastSeenAt: now,
       expiresAt,
-      readExpiresAt: state.expiresAt
+      readExpiresAt: state.expiresAt,
+      readLastSeenAt: state.lastSeenAt,
+      readData: state.data
     })
     if (!ok) return undefined
     // A bound session's cookie lives `dbsc.cookieTtl` and is renewed by the browser's refresh,

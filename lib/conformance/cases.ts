@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { HOUR, MINUTE, nullProto } from './shared.js'
 import { secretMatches } from '../crypto/ids.js'
-import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../stores/store.js'
+import { LAST_SEEN_STEP, type SessionPatch, type SessionStore, type StoreContext, type StoredSession } from '../stores/store.js'
 
 // The cases of the conformance suite (see index.ts). Each gets a fresh store and a
 // clock of its own that starts at the current time and only moves forward.
@@ -184,6 +184,33 @@ export const cases: Array<[name: string, title: string, body: Body, maxSessionsP
     // And one that did end with it.
     assert.equal(await store.patch(live.id, patch({ set: nullProto({ x: 3 }), readExpiresAt: live.expiresAt })), false, 'lapsed')
     assert.equal(await store.get(live.id), undefined)
+  }],
+  ['read-hints', 'a data write that carries what its request read: last seen moves at least once a LAST_SEEN_STEP, and the data is written even when another request removed the keys it read', async ({ store, add, patch, tick, now }) => {
+    const s = await add('alice', { data: { a: 1 } })
+    const read = (got: StoredSession): Partial<SessionPatch> => ({ readExpiresAt: got.expiresAt, readLastSeenAt: got.lastSeenAt, readData: got.data })
+    tick(1000)
+    assert.equal(await store.patch(s.id, patch({ set: nullProto({ a: 2 }), ...read(s) })), true)
+    let got = await store.get(s.id) as StoredSession
+    assert.deepEqual(got.data, { a: 2 })
+    assert.ok(got.lastSeenAt === s.lastSeenAt || got.lastSeenAt === now(), 'within the step, last seen may stay')
+    tick(LAST_SEEN_STEP)
+    assert.equal(await store.patch(s.id, patch({ set: nullProto({ a: 3 }), ...read(got) })), true)
+    got = await store.get(s.id) as StoredSession
+    assert.equal(got.lastSeenAt, now(), 'a step after what was read, it moves')
+    tick(1000)
+    assert.equal(await store.patch(s.id, patch({ set: nullProto({ b: 1 }), ...read(got) })), true, 'a key the request did not read')
+    assert.deepEqual((await store.get(s.id))?.data, { a: 3, b: 1 })
+    // Another request clears the session between this one's read and its write.
+    const before = await store.get(s.id) as StoredSession
+    assert.equal(await store.patch(s.id, patch({ clear: true })), true)
+    assert.equal(await store.patch(s.id, patch({ set: nullProto({ a: 4, b: 2 }), ...read(before) })), true, 'after a clear by another request')
+    got = await store.get(s.id) as StoredSession
+    assert.deepEqual(got.data, { a: 4, b: 2 })
+    assert.equal(got.expiresAt, s.expiresAt, 'the deadline as it was')
+    // And a session deleted between the read and the write stays deleted.
+    assert.equal(await store.delete(s.id), true)
+    assert.equal(await store.patch(s.id, patch({ set: nullProto({ a: 5 }), ...read(before) })), false)
+    assert.equal(await store.get(s.id), undefined)
   }],
   ['delete', 'delete says whether it removed a live session', async ({ store, add, tick }) => {
     const s = await add('alice')

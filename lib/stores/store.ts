@@ -21,6 +21,7 @@ export interface StoredSession {
   /** Plain JSON-compatible object; a store returns a fresh copy on every read. */
   data: Record<string, unknown>
   createdAt: number
+  /** Moved by writes (to the minute, on a store that takes `SessionPatch.readLastSeenAt`). */
   lastSeenAt: number
   /** The effective deadline: the earlier of the idle deadline and the absolute one. */
   expiresAt: number
@@ -42,6 +43,9 @@ export interface StoredSession {
   dbsc?: string | undefined
 }
 
+/** How stale a stored `lastSeenAt` may be (ms): see `SessionPatch.lastSeenAt`. */
+export const LAST_SEEN_STEP = 60_000
+
 /**
  * A change to one session, applied atomically by the store, so that two requests that
  * change different keys of one session both keep their change.
@@ -53,6 +57,11 @@ export interface SessionPatch {
   set: Record<string, unknown>
   /** Keys to remove. */
   unset: string[]
+  /**
+   * Now. A store may keep the `lastSeenAt` it has while `readLastSeenAt` is less than
+   * `LAST_SEEN_STEP` older than this (the Redis store does, to leave it out of a write of data):
+   * last seen is kept to the minute.
+   */
   lastSeenAt: number
   /** A new deadline, when the expiry is refreshed; otherwise the deadline stays. */
   expiresAt?: number | undefined
@@ -63,6 +72,13 @@ export interface SessionPatch {
    * resolve false, and one whose deadline passed since must be checked on what is stored.
    */
   readExpiresAt?: number | undefined
+  /** `lastSeenAt` as the request read it, when known (see `lastSeenAt`). */
+  readLastSeenAt?: number | undefined
+  /**
+   * The session's data as the request read it, when known: which keys it held then. Only a
+   * hint: another request may have removed a key since.
+   */
+  readData?: Readonly<Record<string, unknown>> | undefined
   /**
    * A compare-and-set of `StoredSession.dbsc`: when the stored value is still `from`
    * (undefined: none), it becomes `to`, atomically with the rest of the patch; when it is not,

@@ -12,7 +12,7 @@ import { connection, type RedisConnection } from '../../redis/connection.js'
 import { toHash, type RedisClientLike } from '../../redis/client.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './scripts.js'
-import type { SessionPatch, SessionStore, StoreContext, StoredSession } from '../store.js'
+import { LAST_SEEN_STEP, type SessionPatch, type SessionStore, type StoreContext, type StoredSession } from '../store.js'
 
 // The Redis store. Every key of one user carries the hash tag `{<tag>}` (the user's tag under
 // the store's owner key, `<prefix>owner-key`: see lib/crypto/ids.ts), so all of a
@@ -345,28 +345,37 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * The common write (data set, last seen; no expiry, index, clear, unset or DBSC change),
-   * without a script. While the deadline the request read is ahead on the app's clock, it is one
-   * HSET of `l` and the data, atomic on its own. On the marker of a deleted session it fails
-   * (WRONGTYPE) and writes nothing. Every session has `l`, so the HSET's reply (the fields it
-   * added) counts `l` only when it made the key: one removed outside the store, or past its
-   * deadline on Redis's clock by more than LINGER; `PEXPIRE key 1 NX` then drops it. When the
-   * deadline read has passed (or is unknown), the HSET goes with that PEXPIRE and an `HGET e`,
-   * in one batch, which says whether another request moved it. Resolves false when the session
-   * was gone or past its deadline, as PATCH does.
+   * The common write (data set; no expiry, index, clear, unset or DBSC change), without a
+   * script. While the deadline the request read is ahead on the app's clock, it is one HSET of
+   * the data, atomic on its own, and of `l` when it is due (`LAST_SEEN_STEP`) or when no key
+   * written was there when the request read the session. On the marker of a deleted session it
+   * fails (WRONGTYPE) and writes nothing. Otherwise the HSET's reply (the fields it added)
+   * counts every field it wrote only when it made the key (one removed outside the store, or
+   * past its deadline on Redis's clock by more than LINGER), or when another request removed
+   * every field it expected (a clear): then `PEXPIRE key 1 NX` tells the two apart (a session
+   * key always has an expiry; one the HSET made has none) and drops a key the HSET made. When
+   * the deadline read has passed (or is unknown), the HSET, with `l`, goes with that PEXPIRE
+   * and an `HGET e`, in one batch, which says whether another request moved it. Resolves false
+   * when the session was gone or past its deadline, as PATCH does.
    */
   async #write (key: string, patch: SessionPatch): Promise<boolean> {
-    const fields: Array<string | number> = ['hset', key, 'l', patch.lastSeenAt]
-    for (const field of Object.keys(patch.set)) fields.push('d:' + field, this.#serializer.stringify(patch.set[field]))
-    const read = patch.readExpiresAt
-    if (read !== undefined && read > this.#clock()) {
+    const fields: Array<string | number> = ['hset', key]
+    const read = patch.readData
+    let found = false
+    for (const field of Object.keys(patch.set)) {
+      if (read !== undefined && Object.hasOwn(read, field)) found = true
+      fields.push('d:' + field, this.#serializer.stringify(patch.set[field]))
+    }
+    const deadline = patch.readExpiresAt
+    if (deadline !== undefined && deadline > this.#clock()) {
+      const seen = patch.readLastSeenAt
+      if (!found || seen === undefined || !(patch.lastSeenAt - seen < LAST_SEEN_STEP)) fields.push('l', patch.lastSeenAt)
       const added = await this.#redis.call(() => this.#redis.send(fields).catch(marker))
       if (added === MARKER) return false
-      // Fields the HSET may add to a live session: its data fields, never `l`.
-      if (added as number <= fields.length / 2 - 2) return true
-      await this.#redis.call(() => this.#redis.send(['pexpire', key, 1, 'NX']))
-      return false
+      if (added as number < fields.length / 2 - 1) return true
+      return await this.#redis.call(() => this.#redis.send(['pexpire', key, 1, 'NX'])) === 0
     }
+    fields.push('l', patch.lastSeenAt)
     const [, , e] = await this.#redis.call(() => Promise.all([
       this.#redis.send(fields).catch(marker),
       this.#redis.send(['pexpire', key, 1, 'NX']),

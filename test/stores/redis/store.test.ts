@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import pino from 'pino'
-import { RedisStore, type RedisStoreOptions, type StoredSession } from '../../../lib/index.js'
+import { LAST_SEEN_STEP, RedisStore, type RedisStoreOptions, type StoredSession } from '../../../lib/index.js'
 import { hashSecret, newSecret, newSessionId } from '../../../lib/crypto/ids.js'
 import { logSink } from '../../helpers/app.js'
 import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
@@ -212,6 +212,20 @@ if (server !== undefined) {
     t.equal(Object.keys(stored.data).length, 12_001, '12,000 keys in one HSET')
     t.equal(await store.patch(live.id, { clear: false, set: { k0: 'again' }, unset: [], lastSeenAt: Date.now(), readExpiresAt: live.expiresAt }), true,
       'a live session whose fields the HSET all found')
+    // With what the request read: a key it read stands in for `l`, which the HSET leaves out
+    // while it is less than LAST_SEEN_STEP old.
+    const read = await store.get(live.id) as StoredSession
+    const hints = { readExpiresAt: read.expiresAt, readLastSeenAt: read.lastSeenAt, readData: read.data }
+    t.equal(await store.patch(live.id, { clear: false, set: { k1: 'read' }, unset: [], lastSeenAt: read.lastSeenAt + LAST_SEEN_STEP - 1, ...hints }), true)
+    t.equal(await client.hget(key, 'l'), String(read.lastSeenAt), 'last seen stays within the step')
+    t.equal(await client.hget(key, 'd:k1'), '"read"')
+    t.equal(await store.patch(live.id, { clear: false, set: { k1: 'again' }, unset: [], lastSeenAt: read.lastSeenAt + LAST_SEEN_STEP, ...hints }), true)
+    t.equal(await client.hget(key, 'l'), String(read.lastSeenAt + LAST_SEEN_STEP), 'and moves a step later')
+    t.equal(await store.patch(live.id, { clear: false, set: { fresh: 1 }, unset: [], lastSeenAt: read.lastSeenAt + 7, ...hints }), true)
+    t.equal(await client.hget(key, 'l'), String(read.lastSeenAt + 7), 'a write of keys the request did not read has l, to tell a key it made')
+    t.equal(await store.patch(live.id, { clear: false, set: { k1: 'no l read' }, unset: [], lastSeenAt: read.lastSeenAt + 8, readExpiresAt: read.expiresAt, readData: read.data }), true)
+    t.equal(await client.hget(key, 'l'), String(read.lastSeenAt + 8), 'and so does one that does not say what last seen it read')
+    t.equal(await client.pexpiretime(key), live.expiresAt + LINGER, 'the deadline as it was')
 
     t.equal(await store.delete(live.id), true)
     t.ok(await isMarker(client, key), 'delete leaves a marker')
@@ -230,10 +244,17 @@ if (server !== undefined) {
     const otherKey = sessionKey(prefix, other)
     await client.del(otherKey)
     t.equal(await store.patch(other.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: other.expiresAt }), false, 'gone')
-    // It has 1 ms to live: poll until Redis has dropped it.
+    // The same with a key the request read in place of `l`.
+    const third = record('w', { data: { a: 1 } })
+    t.equal(await store.insert(third), true)
+    const thirdKey = sessionKey(prefix, third)
+    await client.del(thirdKey)
+    t.equal(await store.patch(third.id, { clear: false, set: { a: 2 }, unset: [], lastSeenAt: third.lastSeenAt + 1, readExpiresAt: third.expiresAt, readLastSeenAt: third.lastSeenAt, readData: third.data }),
+      false, 'gone, without l')
+    // Each has 1 ms to live: poll until Redis has dropped them.
     const deadline = Date.now() + 5000
-    while (await client.exists(otherKey) === 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
-    t.equal(await client.exists(otherKey), 0, 'no key left behind')
+    while (await client.exists(otherKey, thirdKey) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    t.equal(await client.exists(otherKey, thirdKey), 0, 'no key left behind')
     await store.close()
   })
 
