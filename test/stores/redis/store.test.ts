@@ -79,10 +79,15 @@ if (server !== undefined) {
     await client.quit()
   })
 
-  t.test('keys: one hash tag per user, the index expires with the last session, nothing but markers is left after deleteAll', async (t) => {
-    const prefix = `layout:${run}:`
+  /** A store on `client` under a prefix of its own, seeded with TEST_OWNER_KEY; `keyOf` names its session keys. */
+  async function seededStore (name: string): Promise<{ prefix: string, store: RedisStore, keyOf: (r: StoredSession) => string }> {
+    const prefix = `${name}:${run}:`
     await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
+    return { prefix, store: new RedisStore({ client, prefix }, context), keyOf: (r) => sessionKey(prefix, r) }
+  }
+
+  t.test('keys: one hash tag per user, the index expires with the last session, nothing but markers is left after deleteAll', async (t) => {
+    const { prefix, store } = await seededStore('layout')
     const a = record('a.b*')
     const b = record('a.b*', { expiresAt: a.expiresAt + 5000 })
     const anon = record()
@@ -113,10 +118,7 @@ if (server !== undefined) {
   })
 
   t.test('a long user agent or user id: the fixed fields\' text is kept in pieces of at most 64 bytes, the hash stays a listpack, and each reads back whole', async (t) => {
-    const prefix = `pieces:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
-    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
+    const { store, keyOf } = await seededStore('pieces')
     const [, limit] = await client.config('GET', 'hash-max-listpack-value') as [string, string]
     const chrome = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
     const cases: Array<[string, string | undefined, string]> = [
@@ -168,10 +170,7 @@ if (server !== undefined) {
   })
 
   t.test('the fixed fields in one text: every kind of value reads back, and a text that is not one reads as no session', async (t) => {
-    const prefix = `fixed:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
-    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
+    const { store, keyOf } = await seededStore('fixed')
     const odd = ' \n- 12 \n\n'
     for (const [name, overrides] of [
       ['spaces, newlines and dashes in the ip, user agent and user id', { ip: odd, userAgent: odd, userId: odd }],
@@ -198,12 +197,10 @@ if (server !== undefined) {
   })
 
   t.test('a write of data alone is one HSET: it keeps the deadline, and a session gone meanwhile leaves no key without expiry', async (t) => {
-    const prefix = `write:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
+    const { prefix, store, keyOf } = await seededStore('write')
     const live = record('w', { data: { a: 1 } })
     t.equal(await store.insert(live), true)
-    const key = sessionKey(prefix, live)
+    const key = keyOf(live)
     const set = Object.fromEntries(Array.from({ length: 12_000 }, (_, i) => [`k${i}`, i]))
     t.equal(await store.patch(live.id, { clear: false, set, unset: [], lastSeenAt: live.lastSeenAt + 5, readExpiresAt: live.expiresAt }), true)
     t.equal(await client.pexpiretime(key), live.expiresAt + LINGER, 'the deadline as it was')
@@ -241,13 +238,13 @@ if (server !== undefined) {
     // the HSET makes a key, and the store drops it.
     const other = record('w')
     t.equal(await store.insert(other), true)
-    const otherKey = sessionKey(prefix, other)
+    const otherKey = keyOf(other)
     await client.del(otherKey)
     t.equal(await store.patch(other.id, { clear: false, set: { late: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: other.expiresAt }), false, 'gone')
     // The same with a key the request read in place of `l`.
     const third = record('w', { data: { a: 1 } })
     t.equal(await store.insert(third), true)
-    const thirdKey = sessionKey(prefix, third)
+    const thirdKey = keyOf(third)
     await client.del(thirdKey)
     t.equal(await store.patch(third.id, { clear: false, set: { a: 2 }, unset: [], lastSeenAt: third.lastSeenAt + 1, readExpiresAt: third.expiresAt, readLastSeenAt: third.lastSeenAt, readData: third.data }),
       false, 'gone, without l')
@@ -259,12 +256,9 @@ if (server !== undefined) {
   })
 
   t.test('a deleted session leaves a marker that every operation takes for no session, and that expires on its own', async (t) => {
-    const prefix = `marker:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
+    const { prefix, store, keyOf } = await seededStore('marker')
     // The same keys on a clock two minutes ahead: every session of `store` is past its deadline there.
     const later = new RedisStore({ client, prefix }, { ...context, clock: () => Date.now() + 120_000 })
-    const keyOf = (r: StoredSession): string => sessionKey(prefix, r)
     const write = (r: StoredSession, more: Partial<Parameters<RedisStore['patch']>[1]> = {}): Parameters<RedisStore['patch']>[1] =>
       ({ clear: false, set: { x: 1 }, unset: [], lastSeenAt: Date.now(), readExpiresAt: r.expiresAt, ...more })
 
@@ -359,9 +353,7 @@ if (server !== undefined) {
   })
 
   t.test('errors: unreadable data, a foreign key, a bad record; none carries the command\'s arguments', async (t) => {
-    const prefix = `err:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, context)
+    const { prefix, store } = await seededStore('err')
     const r = record('e')
     await store.insert(r)
     await client.hset(`${prefix}s:{${testTag('e')}}.${r.id.split('.')[1] as string}`, 'd:x', '{not json')
