@@ -9,11 +9,14 @@
 // runs at the same time as connect-redis, at the same rate: the two cells of a pair see the same
 // moment of the machine, and their ratio leaves that out.
 //
-//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --out DIR]
+// With --browser, the session is made (and loaded) with desktop Chrome's User-Agent, which ours
+// keeps for the device list; without it, with none to speak of (`node`).
+//
+//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --browser --routes write --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { seedSessions } from './lib/load.js'
+import { CHROME_USER_AGENT, seedSessions } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
 import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
 
@@ -25,6 +28,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     only: { type: 'string' },
     together: { type: 'boolean', default: false },
+    browser: { type: 'boolean', default: false },
+    routes: { type: 'string', default: 'write,read' },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname }
   }
 })
@@ -33,6 +38,11 @@ const DURATION = Number(values.duration)
 const ROUNDS = Number(values.rounds)
 const CONNECTIONS = Number(values.connections)
 const TOGETHER = values.together
+const HEADERS = values.browser ? { 'user-agent': CHROME_USER_AGENT } : {}
+const METHODS = values.routes.split(',').map((route) => {
+  if (route !== 'write' && route !== 'read') throw new Error(`--routes: write, read or both, not ${route}`)
+  return route === 'write' ? 'POST' : 'GET'
+})
 /** The scenario every other one is measured against. */
 const REF = 'fastify-session-redis9'
 
@@ -62,7 +72,7 @@ async function measure (server, redisClient, method, cookie) {
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}/counter`,
     method,
-    headers: { cookie },
+    headers: { ...HEADERS, cookie },
     connections: CONNECTIONS,
     overallRate: RATE,
     duration: DURATION,
@@ -89,9 +99,9 @@ async function main () {
     const redis = redises[redises.length - 1]
     const server = await startServer(name, { env: { REDIS_URL: redis.url } })
     if (server.port === undefined) throw new Error(`${name}: ${server.error ?? server.unavailable}`)
-    const [cookie] = await seedSessions(server.port, 1)
+    const [cookie] = await seedSessions(server.port, 1, 1, HEADERS)
     // Warm-up: the JIT, the scripts loaded, the connections made.
-    await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { cookie }, connections: 10, amount: 3000 })
+    await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { ...HEADERS, cookie }, connections: 10, amount: 3000 })
     servers[name] = { server, cookie, redis }
   }
   const run = (name, method) => {
@@ -109,7 +119,7 @@ async function main () {
     // Every other round in reverse order, so that what drifts through a round weighs on every
     // scenario alike, and no scenario always follows the same one.
     const order = round % 2 === 0 ? SCENARIOS : [...SCENARIOS].reverse()
-    for (const method of ['POST', 'GET']) {
+    for (const method of METHODS) {
       if (!TOGETHER) {
         for (const [name] of order) {
           const m = await run(name, method)
@@ -144,16 +154,16 @@ async function main () {
     '# Fixed offered load: CPU per request',
     '',
     `- ${new Date().toISOString()}, Node ${process.version}, Redis ${redis.version}; ${versions.fastify ? `fastify ${versions.fastify}, ` : ''}redis ${versions.redis}, ioredis ${versions.ioredis}, connect-redis ${versions['connect-redis9']}, @fastify/session ${versions['@fastify/session']}`,
-    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
+    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session${values.browser ? ' made and loaded with desktop Chrome\'s User-Agent' : ''}, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
     TOGETHER
       ? '- `--together`: every scenario on a redis-server of its own, each cell run at the same time as a cell of connect-redis (both at the rate above); "vs connect-redis" is the median of the ratios of these pairs, then in how many pairs the scenario cost less. connect-redis\'s own row: the median of all its cells.'
       : '- "vs connect-redis": the median of the rounds\' ratios (a scenario against connect-redis in the same round, so that what drifts between rounds cancels out), then in how many rounds the scenario cost less.',
-    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}\``,
+    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}${values.browser ? ' --browser' : ''}${values.routes === 'write,read' ? '' : ` --routes ${values.routes}`}\``,
     '',
     '| scenario | route | req/s | server µs/req | server vs connect-redis | Redis µs/req | Redis vs connect-redis | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|'
   ]
-  for (const method of ['POST', 'GET']) {
+  for (const method of METHODS) {
     for (const [name, label] of SCENARIOS) {
       const ms = runs[name][method]
       const cell = (key) => {
@@ -170,7 +180,7 @@ async function main () {
   // few commands the session's first request or an INFO left over; medians.
   lines.push('', 'What Redis did per request (medians of the cells; commands as INFO commandstats counts them, a script\'s own commands included):', '',
     '| scenario | route | commands | socket reads | bytes in | bytes out |', '|---|---|---|---:|---:|---:|')
-  for (const method of ['POST', 'GET']) {
+  for (const method of METHODS) {
     for (const [name, label] of SCENARIOS) {
       const ms = runs[name][method].map((m) => m.redis)
       const names = [...new Set(ms.flatMap((r) => Object.keys(r.byCommand)))]

@@ -4,22 +4,23 @@ import autocannon from 'autocannon'
 import { cpuSeconds } from './procs.js'
 
 /** `name=value` pairs of the cookies a response set, for the next request's Cookie header. */
-function cookiesOf (res) {
+export function cookiesOf (res) {
   return res.headers.getSetCookie().map((c) => c.slice(0, c.indexOf(';') === -1 ? undefined : c.indexOf(';'))).join('; ')
 }
 
 /**
  * Creates `n` sessions by calling the write route without a cookie, `concurrency` at a time;
  * resolves their Cookie headers. Checks that a session works: its read sees the write.
+ * `headers`: sent with each (a User-Agent, say).
  */
-export async function seedSessions (port, n, concurrency = 16) {
+export async function seedSessions (port, n, concurrency = 16, headers = {}) {
   const base = `http://127.0.0.1:${port}/counter`
   const cookies = new Array(n)
   let next = 0
   async function worker () {
     while (next < n) {
       const i = next++
-      const res = await fetch(base, { method: 'POST', signal: AbortSignal.timeout(10_000) })
+      const res = await fetch(base, { method: 'POST', headers, signal: AbortSignal.timeout(10_000) })
       await res.arrayBuffer()
       if (res.status !== 200) throw new Error(`seeding: status ${res.status}`)
       const cookie = cookiesOf(res)
@@ -28,11 +29,14 @@ export async function seedSessions (port, n, concurrency = 16) {
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
-  const check = await fetch(base, { headers: { cookie: cookies[0] }, signal: AbortSignal.timeout(10_000) })
+  const check = await fetch(base, { headers: { ...headers, cookie: cookies[0] }, signal: AbortSignal.timeout(10_000) })
   const { counter } = await check.json()
   if (counter !== 1) throw new Error(`seeding: a session does not keep its counter (read ${counter} after one write)`)
   return cookies
 }
+
+/** Desktop Chrome's User-Agent: what a session made by a browser keeps for the device list. */
+export const CHROME_USER_AGENT = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
 
 /** A Cookie header of the size a session cookie has, for the server without sessions. */
 export function dummyCookie () {
