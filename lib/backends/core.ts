@@ -25,7 +25,7 @@ export interface ClientInfo {
   userAgent: string | undefined
 }
 
-const UNTRACKED: ClientInfo = Object.freeze({ ip: undefined, userAgent: undefined })
+export const UNTRACKED: ClientInfo = Object.freeze({ ip: undefined, userAgent: undefined })
 
 export class SessionCore {
   readonly options: NormalizedOptions

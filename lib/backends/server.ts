@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { SessionCore } from './core.js'
+import { UNTRACKED, type SessionCore } from './core.js'
 import { FST_SESSION_ID_COLLISION, FST_SESSION_NOT_FOUND } from '../errors.js'
 import { hashSecret, isLegacyId, newSecret, parseToken, secretMatches } from '../crypto/ids.js'
 import { decodePolicy, encodePolicy, MAX_LIFETIME, type Policy } from './policy.js'
@@ -111,7 +111,9 @@ export class ServerBackend implements Backend<StoredSession> {
   async create (request: FastifyRequest, init: NewSession): Promise<Issued<StoredSession>> {
     const core = this.core
     const now = core.now()
-    const { ip, userAgent } = core.client(request)
+    // Kept for a devices page, which lists a user's sessions: an anonymous one keeps neither
+    // (nothing lists it, and its login makes a new session, which does).
+    const { ip, userAgent } = init.userId === undefined ? UNTRACKED : core.client(request)
     let secret = newSecret()
     let record: StoredSession = {
       id: init.id ?? await this.#ids.newId(init.userId),

@@ -37,6 +37,20 @@ t.test('trackClient: false records no ip or user agent', async (t) => {
   t.match((await app.sessions.getAll('u'))[0], { ip: undefined, userAgent: undefined })
 })
 
+t.test('an anonymous session keeps no ip or user agent; the session its login makes does', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  const headers = { 'user-agent': 'Firefox' }
+  const anonymous = await app.inject({ method: 'POST', url: '/counter', headers })
+  const cookie = cookieOf(anonymous) as string
+  const { id } = (await app.inject({ url: '/me', headers: { ...headers, cookie } })).json()
+  t.match(await app.sessions.get(id), { id, userId: undefined, data: { counter: 1 }, ip: undefined, userAgent: undefined })
+  t.match(await app.sessions.authenticate(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1))), { id, ip: undefined, userAgent: undefined })
+  const login = await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice' }, headers: { ...headers, cookie } })
+  t.not(login.json().id, id, 'a login makes a new session')
+  t.match(await app.sessions.getAll('alice'), [{ id: login.json().id, ip: '127.0.0.1', userAgent: 'Firefox' }])
+})
+
 t.test('a client that sends no User-Agent is recorded without one', async (t) => {
   const app = await buildApp()
   t.teardown(() => app.close())

@@ -115,6 +115,26 @@ if (server !== undefined) {
     }
   })
 
+  t.test('an anonymous session\'s hash holds no ip or user agent; a signed-in one\'s does', async (t) => {
+    const app = await buildApp({ store: 'redis', storeOptions: { url: server.url, prefix: 'client:' } })
+    t.teardown(() => app.close())
+    const headers = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36' }
+    const hashOf = async (cookie: string): Promise<Record<string, string>> => {
+      const { id } = (await app.inject({ url: '/me', headers: { cookie } })).json() as { id: string }
+      const dot = id.indexOf('.')
+      return await admin.hgetall(dot === -1 ? `client:s:{${id}}` : `client:s:{${id.slice(0, dot)}}${id.slice(dot)}`)
+    }
+    const anonymous = cookieOf(await app.inject({ method: 'POST', url: '/counter', headers })) as string
+    const fields = await hashOf(anonymous)
+    t.same(Object.keys(fields).sort(), ['d:counter', 'e', 'l', 'm'], 'last seen, deadline, the fixed text in one piece, the data')
+    t.notOk(Object.values(fields).some((v) => v.includes('127.0.0.1') || v.includes('Chrome')))
+    const signedIn = cookieOf(await app.inject({ method: 'POST', url: '/login', payload: { user: 'carol' }, headers })) as string
+    const stored = await hashOf(signedIn)
+    let text = stored.m as string
+    for (let n = 1; stored['m' + n] !== undefined; n++) text += stored['m' + n] as string
+    t.ok(text.includes('127.0.0.1' + headers['user-agent']), 'ip and user agent, for the devices page')
+  })
+
   t.test('app.close() closes a client made from url, never one it was given', async (t) => {
     const given = new Redis(server.url)
     t.teardown(() => given.quit())
