@@ -8,15 +8,16 @@
 // is the work of the commands: parsing them, running them, writing their replies.
 //
 // Sessions are made by a request with no User-Agent to speak of (`node`, what the other benches
-// send) and, with --browser, by one with desktop Chrome's: ours keeps the user agent for the
-// device list, in pieces of the session's hash (see docs/redis.md).
+// send) and, with --browser, by desktop Chrome, anonymous and signed in (`POST /login`: ours
+// then keeps ip and user agent for the device list, in pieces of the session's hash, see
+// docs/redis.md; the floors have no sign-in).
 //
 //   npm run bench:commands [-- --requests 100000 --batch 200 --rounds 5 --browser --only a,b --out DIR]
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { CHROME_USER_AGENT, cookiesOf } from './lib/load.js'
+import { CHROME_USER_AGENT, cookiesOf, seedSignedIn } from './lib/load.js'
 import { killAll, startServer } from './lib/procs.js'
 import { redisCpuSeconds, startRedis } from './lib/redis.js'
 
@@ -42,7 +43,11 @@ const SCENARIOS = [
   ['floor-redis-node', 'floor by hand: a string, GET / SET PX, node-redis 5'],
   ['floor-redis-hash-node', 'floor by hand: a hash, HGETALL / HSET, node-redis 5']
 ].filter(([name]) => values.only === undefined || values.only.split(',').includes(name))
-const SESSIONS = values.browser ? [['node', 'node'], ['chrome', CHROME_USER_AGENT]] : [['node', 'node']]
+/** [kind, label, User-Agent, signed in] */
+const SESSIONS = [
+  ['node', '`fetch`', 'node', false],
+  ...(values.browser ? [['chrome', 'desktop Chrome', CHROME_USER_AGENT, false], ['chrome-user', 'desktop Chrome, signed in', CHROME_USER_AGENT, true]] : [])
+]
 const ROUTES = [['POST', 'write'], ['GET', 'read']]
 
 const median = (xs) => {
@@ -176,6 +181,15 @@ function countReplies (text) {
   return n
 }
 
+/** An anonymous session, made by one write; its Cookie header. */
+async function anonymous (port, userAgent) {
+  const res = await fetch(`http://127.0.0.1:${port}/counter`, { method: 'POST', headers: { 'user-agent': userAgent } })
+  await res.arrayBuffer()
+  const cookie = cookiesOf(res)
+  if (res.status !== 200 || cookie === '') throw new Error(`seeding failed (${res.status})`)
+  return cookie
+}
+
 async function main () {
   if (process.env.REDIS_URL) throw new Error('bench:commands starts a redis-server per scenario: unset REDIS_URL')
   const cells = []
@@ -187,11 +201,9 @@ async function main () {
     const server = await startServer(name, { env: { REDIS_URL: redis.url } })
     if (server.port === undefined) throw new Error(`${name}: ${server.error ?? server.unavailable}`)
     started.push(server, redis)
-    for (const [session, userAgent] of SESSIONS) {
-      const res = await fetch(`http://127.0.0.1:${server.port}/counter`, { method: 'POST', headers: { 'user-agent': userAgent } })
-      await res.arrayBuffer()
-      const cookie = cookiesOf(res)
-      if (res.status !== 200 || cookie === '') throw new Error(`${name}: seeding failed (${res.status})`)
+    for (const [session, , userAgent, signedIn] of SESSIONS) {
+      const cookie = signedIn ? await seedSignedIn(server.port, { 'user-agent': userAgent }) : await anonymous(server.port, userAgent)
+      if (cookie === undefined) continue // a floor: no sign-in
       // The steady state of a hot session: the JIT warm, scripts loaded, last seen fresh.
       await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { cookie, 'user-agent': userAgent }, connections: 10, amount: 2000 })
       for (const [method, route] of ROUTES) {
@@ -222,17 +234,17 @@ async function main () {
     `- The commands one request sends (recorded with MONITOR), replayed ${REQUESTS.toLocaleString('en')} times, ${BATCH} requests' worth in each write, ${ROUNDS} rounds interleaved; medians of redis-server's used_cpu_user + used_cpu_sys per request replayed.`,
     `- \`npm run bench:commands -- --requests ${REQUESTS} --batch ${BATCH} --rounds ${ROUNDS}${values.browser ? ' --browser' : ''}\``,
     '',
-    '| scenario | session made by | route | commands | µs per request | vs connect-redis |',
+    '| scenario | session | route | commands | µs per request | vs connect-redis |',
     '|---|---|---|---|---:|---:|'
   ]
   for (const [, route] of ROUTES) {
-    for (const [session] of SESSIONS) {
+    for (const [session, label] of SESSIONS) {
       const ref = cells.find((c) => c.name === REF && c.session === session && c.route === route)
       for (const cell of cells.filter((c) => c.session === session && c.route === route)) {
         const us = median(cell.us)
         const vs = ref === undefined ? '' : `${median(cell.us.map((u, i) => u / ref.us[i])).toFixed(2)}×`
         const commands = cell.commands.map((c) => c[0].toUpperCase()).join(', ')
-        lines.push(`| ${cell.label} | ${session === 'node' ? '`node`' : 'desktop Chrome'} | ${route} | ${commands} | ${us.toFixed(2)} | ${vs} |`)
+        lines.push(`| ${cell.label} | ${label} | ${route} | ${commands} | ${us.toFixed(2)} | ${vs} |`)
       }
     }
   }

@@ -9,14 +9,16 @@
 // runs at the same time as connect-redis, at the same rate: the two cells of a pair see the same
 // moment of the machine, and their ratio leaves that out.
 //
-// With --browser, the session is made (and loaded) with desktop Chrome's User-Agent, which ours
-// keeps for the device list; without it, with none to speak of (`node`).
+// With --browser, the session is made (and loaded) with desktop Chrome's User-Agent; without it,
+// with none to speak of (`node`). With --signed-in, it is signed in (`POST /login`, the
+// plugin's own sign-in), and ours keeps its ip and user agent for the device list; the floors,
+// which have no users, keep their anonymous session.
 //
-//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --browser --routes write --out DIR]
+//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --browser --signed-in --routes write --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { CHROME_USER_AGENT, seedSessions } from './lib/load.js'
+import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
 import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
 
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     together: { type: 'boolean', default: false },
     browser: { type: 'boolean', default: false },
+    'signed-in': { type: 'boolean', default: false },
     routes: { type: 'string', default: 'write,read' },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname }
   }
@@ -99,7 +102,7 @@ async function main () {
     const redis = redises[redises.length - 1]
     const server = await startServer(name, { env: { REDIS_URL: redis.url } })
     if (server.port === undefined) throw new Error(`${name}: ${server.error ?? server.unavailable}`)
-    const [cookie] = await seedSessions(server.port, 1, 1, HEADERS)
+    const cookie = (values['signed-in'] ? await seedSignedIn(server.port, HEADERS) : undefined) ?? (await seedSessions(server.port, 1, 1, HEADERS))[0]
     // Warm-up: the JIT, the scripts loaded, the connections made.
     await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { ...HEADERS, cookie }, connections: 10, amount: 3000 })
     servers[name] = { server, cookie, redis }
@@ -154,11 +157,11 @@ async function main () {
     '# Fixed offered load: CPU per request',
     '',
     `- ${new Date().toISOString()}, Node ${process.version}, Redis ${redis.version}; ${versions.fastify ? `fastify ${versions.fastify}, ` : ''}redis ${versions.redis}, ioredis ${versions.ioredis}, connect-redis ${versions['connect-redis9']}, @fastify/session ${versions['@fastify/session']}`,
-    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session${values.browser ? ' made and loaded with desktop Chrome\'s User-Agent' : ''}, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
+    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session${values['signed-in'] ? ' signed in (the floors: anonymous)' : ''}${values.browser ? ' made and loaded with desktop Chrome\'s User-Agent' : ''}, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
     TOGETHER
       ? '- `--together`: every scenario on a redis-server of its own, each cell run at the same time as a cell of connect-redis (both at the rate above); "vs connect-redis" is the median of the ratios of these pairs, then in how many pairs the scenario cost less. connect-redis\'s own row: the median of all its cells.'
       : '- "vs connect-redis": the median of the rounds\' ratios (a scenario against connect-redis in the same round, so that what drifts between rounds cancels out), then in how many rounds the scenario cost less.',
-    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}${values.browser ? ' --browser' : ''}${values.routes === 'write,read' ? '' : ` --routes ${values.routes}`}\``,
+    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}${values.browser ? ' --browser' : ''}${values['signed-in'] ? ' --signed-in' : ''}${values.routes === 'write,read' ? '' : ` --routes ${values.routes}`}\``,
     '',
     '| scenario | route | req/s | server µs/req | server vs connect-redis | Redis µs/req | Redis vs connect-redis | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|'

@@ -3,13 +3,13 @@
 // It listens on a free loopback port and tells the parent the port over IPC.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import Fastify from 'fastify'
-import { counterRoutes, SECRET } from './lib/routes.js'
+import { BENCH_USER, counterRoutes, SECRET } from './lib/routes.js'
 
 async function ours (app, store, storeOptions = {}) {
   const { default: session, knownStores } = await import('fastify-user-sessions')
   if (!knownStores().includes(store)) return { unavailable: `store '${store}' is not registered` }
   await app.register(session, { secret: SECRET, store, storeOptions })
-  counterRoutes(app, (req) => req.session)
+  counterRoutes(app, (req) => req.session, (req) => req.session.login(BENCH_USER))
 }
 
 async function fastifySession (app, store) {
@@ -18,7 +18,11 @@ async function fastifySession (app, store) {
   await app.register(cookie)
   // Its defaults otherwise (saveUninitialized, rolling); secure: false because the bench speaks http.
   await app.register(session, { secret: SECRET, cookie: { secure: false }, ...(store === undefined ? {} : { store }) })
-  counterRoutes(app, (req) => req.session)
+  // Its documented sign-in: a new id, then the user in the session.
+  counterRoutes(app, (req) => req.session, async (req) => {
+    await req.session.regenerate()
+    req.session.set('user', BENCH_USER)
+  })
 }
 
 // The floors: hand-written sessions that do the least any session can do (find the session

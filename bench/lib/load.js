@@ -35,6 +35,23 @@ export async function seedSessions (port, n, concurrency = 16, headers = {}) {
   return cookies
 }
 
+/**
+ * One session, signed in: `POST /login`, then one write; resolves its Cookie header, or
+ * undefined when the scenario has no sign-in route (the floors). `headers`: sent with each.
+ */
+export async function seedSignedIn (port, headers = {}) {
+  const base = `http://127.0.0.1:${port}`
+  const login = await fetch(`${base}/login`, { method: 'POST', headers, signal: AbortSignal.timeout(10_000) })
+  await login.arrayBuffer()
+  if (login.status === 404) return undefined
+  const cookie = cookiesOf(login)
+  if (login.status !== 200 || cookie === '') throw new Error(`seeding: the sign-in answered ${login.status}${cookie === '' ? ' and set no cookie' : ''}`)
+  const write = await fetch(`${base}/counter`, { method: 'POST', headers: { ...headers, cookie }, signal: AbortSignal.timeout(10_000) })
+  const { counter } = await write.json()
+  if (counter !== 1) throw new Error(`seeding: a signed-in session does not keep its counter (wrote ${counter})`)
+  return cookie
+}
+
 /** Desktop Chrome's User-Agent: what a session made by a browser keeps for the device list. */
 export const CHROME_USER_AGENT = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
 
