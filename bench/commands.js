@@ -20,6 +20,8 @@ import autocannon from 'autocannon'
 import { CHROME_USER_AGENT, cookiesOf, seedSignedIn } from './lib/load.js'
 import { killAll, startServer } from './lib/procs.js'
 import { redisCpuSeconds, startRedis } from './lib/redis.js'
+import { REDIS_REF, redisScenarios } from './lib/scenarios.js'
+import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -34,26 +36,15 @@ const { values } = parseArgs({
 const REQUESTS = Number(values.requests)
 const BATCH = Number(values.batch)
 const ROUNDS = Number(values.rounds)
-const REF = 'fastify-session-redis9'
+const REF = REDIS_REF
 
-const SCENARIOS = [
-  ['ours-redis-node', 'ours \'redis\', node-redis 5 client'],
-  ['ours-redis-ioredis', 'ours \'redis\', ioredis 5 client'],
-  ['fastify-session-redis9', '@fastify/session + connect-redis 9, node-redis 5'],
-  ['floor-redis-node', 'floor by hand: a string, GET / SET PX, node-redis 5'],
-  ['floor-redis-hash-node', 'floor by hand: a hash, HGETALL / HSET, node-redis 5']
-].filter(([name]) => values.only === undefined || values.only.split(',').includes(name))
+const SCENARIOS = redisScenarios(values.only)
 /** [kind, label, User-Agent, signed in] */
 const SESSIONS = [
   ['node', '`fetch`', 'node', false],
   ...(values.browser ? [['chrome', 'desktop Chrome', CHROME_USER_AGENT, false], ['chrome-user', 'desktop Chrome, signed in', CHROME_USER_AGENT, true]] : [])
 ]
 const ROUTES = [['POST', 'write'], ['GET', 'read']]
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 /** A command in the protocol Redis reads. */
 function resp (args) {

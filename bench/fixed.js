@@ -21,6 +21,8 @@ import autocannon from 'autocannon'
 import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
 import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
+import { REDIS_REF, redisScenarios } from './lib/scenarios.js'
+import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -46,23 +48,9 @@ const METHODS = values.routes.split(',').map((route) => {
   if (route !== 'write' && route !== 'read') throw new Error(`--routes: write, read or both, not ${route}`)
   return route === 'write' ? 'POST' : 'GET'
 })
-/** The scenario every other one is measured against. */
-const REF = 'fastify-session-redis9'
+const REF = REDIS_REF
 
-const SCENARIOS = [
-  ['ours-redis-node', 'ours \'redis\', node-redis 5 client'],
-  ['ours-redis-ioredis', 'ours \'redis\', ioredis 5 client'],
-  ['fastify-session-redis9', '@fastify/session + connect-redis 9, node-redis 5'],
-  // What any session can do at least, by hand, on the same client: the string floor (GET,
-  // then SET PX on a write) and the hash floor (HGETALL, then HSET of the changed key).
-  ['floor-redis-node', 'floor by hand: a string, GET / SET PX, node-redis 5'],
-  ['floor-redis-hash-node', 'floor by hand: a hash, HGETALL / HSET, node-redis 5']
-].filter(([name]) => values.only === undefined || values.only.split(',').includes(name))
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
+const SCENARIOS = redisScenarios(values.only)
 
 /**
  * One run at the fixed rate: achieved req/s, server and Redis CPU per request (µs), and what

@@ -21,6 +21,28 @@ export const SCENARIOS = [
   { name: 'secure-session', label: '@fastify/secure-session', short: 'secure-session' }
 ]
 
+/**
+ * bench:fixed's and bench:commands' scenarios, [name, label]: ours on each client, connect-redis
+ * (the reference, REDIS_REF), and what any session can do at least, by hand, on the same client:
+ * the string floor (GET, then SET PX on a write) and the hash floor (HGETALL, then HSET of the
+ * changed key).
+ */
+export const REDIS_SCENARIOS = [
+  ['ours-redis-node', 'ours \'redis\', node-redis 5 client'],
+  ['ours-redis-ioredis', 'ours \'redis\', ioredis 5 client'],
+  ['fastify-session-redis9', '@fastify/session + connect-redis 9, node-redis 5'],
+  ['floor-redis-node', 'floor by hand: a string, GET / SET PX, node-redis 5'],
+  ['floor-redis-hash-node', 'floor by hand: a hash, HGETALL / HSET, node-redis 5']
+]
+
+/** The scenario every other one of REDIS_SCENARIOS is measured against. */
+export const REDIS_REF = 'fastify-session-redis9'
+
+/** REDIS_SCENARIOS, or those `only` (a comma-separated list, or undefined for all) names. */
+export function redisScenarios (only) {
+  return REDIS_SCENARIOS.filter(([name]) => only === undefined || only.split(',').includes(name))
+}
+
 /** The scenarios whose Redis round trips and commands per request are counted. */
 export const REDIS_COST_SCENARIOS = ['ours-redis', 'floor-redis', 'fastify-session-redis']
 
