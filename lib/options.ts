@@ -85,7 +85,7 @@ export interface SessionOptions {
   refreshFraction?: number
   /** Most concurrent sessions per user; one more login evicts the user's least recently used. @default 100 */
   maxSessionsPerUser?: number
-  /** Record the client's IP and User-Agent when a session is created (for a devices page). @default true */
+  /** Record the client's IP and User-Agent when a signed-in session is created (for a devices page; an anonymous one keeps neither). @default true */
   trackClient?: boolean
   /**
    * Accept `Authorization: Bearer <token>` as the session credential, for API clients (mobile
