@@ -179,9 +179,15 @@ export class IoredisClient implements RedisClient {
 function ioredisNode (cluster: Cluster, key: string, handlers: NodeHandlers): NodeSubscriber {
   const colon = key.lastIndexOf(':')
   // A copy of one of the Cluster's node clients, so that it is of the user's own library
-  // (ioredis or iovalkey); the slot map named this master, so the Cluster has made them.
-  // Commands wait in the offline queue for the connection, within the caller's timeout.
-  const redis = (cluster.nodes()[0] as Redis).duplicate({
+  // (ioredis or iovalkey). A Cluster that lost its connections (a disconnect, a reconnect under
+  // way) keeps its slot map but holds no node: then SSUBSCRIBE fails, a loss like any other,
+  // retried. Commands wait in the offline queue for the connection, within the caller's timeout.
+  const template = cluster.nodes()[0]
+  if (template === undefined) {
+    const none = async (): Promise<never> => { throw new Error('the Cluster client has no connection to copy yet') }
+    return { ssubscribe: none, sunsubscribe: none, disconnect: noop }
+  }
+  const redis = template.duplicate({
     ...cluster.options.redisOptions,
     // SPUBLISH's channel is a key to ioredis, which prefixes it on the Cluster: SSUBSCRIBE's must match.
     keyPrefix: cluster.options.keyPrefix,

@@ -314,4 +314,24 @@ if (cluster !== undefined) {
     const channel = channelOf('lazy', 'lazy:')
     t.equal(await shardSubscribers(await ownerOf(channel), channel), 1)
   })
+
+  t.test('a Cluster client that lost its connections, its slot map kept: a loss retried, no crash', async (t) => {
+    const c = await client(t)
+    const log = bufferLog()
+    const bus = busOn(t, c, log, 'lost:')
+    const r = recorder()
+    bus.subscribe(r)
+    // ioredis empties its pool of node connections and keeps the slot map.
+    c.disconnect()
+    await until('the pool emptied', async () => c.nodes().length === 0 ? true : undefined, 5000)
+    t.ok(c.slots.some((owners) => owners !== undefined), 'the slot map is still there')
+    bus.follow(newSessionId(testTag('lost')))
+    await until('the warning', async () => log.at(40).length === 1 ? true : undefined, 5000)
+    t.match(log.lines.find((line) => line.level === 40), { err: { message: /no connection to copy/ } }, 'said why')
+    const channel = channelOf('lost', 'lost:')
+    t.equal(await shardSubscribers(await ownerOf(channel), channel), 0, 'nothing subscribed')
+    c.connect().catch(() => {})
+    await r.resynced(1)
+    t.equal(await shardSubscribers(await ownerOf(channel), channel), 1, 'heard once the client is back')
+  })
 }
