@@ -17,10 +17,10 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { CHROME_USER_AGENT, cookiesOf, seedSignedIn } from './lib/load.js'
+import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
 import { killAll, startServer } from './lib/procs.js'
 import { redisCpuSeconds, startRedis } from './lib/redis.js'
-import { REDIS_REF, redisScenarios } from './lib/scenarios.js'
+import { REDIS_REF as REF, redisScenarios } from './lib/scenarios.js'
 import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
@@ -36,7 +36,6 @@ const { values } = parseArgs({
 const REQUESTS = Number(values.requests)
 const BATCH = Number(values.batch)
 const ROUNDS = Number(values.rounds)
-const REF = REDIS_REF
 
 const SCENARIOS = redisScenarios(values.only)
 /** [kind, label, User-Agent, signed in] */
@@ -172,15 +171,6 @@ function countReplies (text) {
   return n
 }
 
-/** An anonymous session, made by one write; its Cookie header. */
-async function anonymous (port, userAgent) {
-  const res = await fetch(`http://127.0.0.1:${port}/counter`, { method: 'POST', headers: { 'user-agent': userAgent } })
-  await res.arrayBuffer()
-  const cookie = cookiesOf(res)
-  if (res.status !== 200 || cookie === '') throw new Error(`seeding failed (${res.status})`)
-  return cookie
-}
-
 async function main () {
   if (process.env.REDIS_URL) throw new Error('bench:commands starts a redis-server per scenario: unset REDIS_URL')
   const cells = []
@@ -193,10 +183,11 @@ async function main () {
     if (server.port === undefined) throw new Error(`${name}: ${server.error ?? server.unavailable}`)
     started.push(server, redis)
     for (const [session, , userAgent, signedIn] of SESSIONS) {
-      const cookie = signedIn ? await seedSignedIn(server.port, { 'user-agent': userAgent }) : await anonymous(server.port, userAgent)
+      const headers = { 'user-agent': userAgent }
+      const cookie = signedIn ? await seedSignedIn(server.port, headers) : (await seedSessions(server.port, 1, 1, headers))[0]
       if (cookie === undefined) continue // a floor: no sign-in
       // The steady state of a hot session: the JIT warm, scripts loaded, last seen fresh.
-      await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { cookie, 'user-agent': userAgent }, connections: 10, amount: 2000 })
+      await autocannon({ url: `http://127.0.0.1:${server.port}/counter`, method: 'POST', headers: { ...headers, cookie }, connections: 10, amount: 2000 })
       for (const [method, route] of ROUTES) {
         const commands = await record(server.port, redisPort, method, cookie)
         cells.push({ name, label, session, route, method, commands, redis, redisPort, server, cookie, us: [] })

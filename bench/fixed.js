@@ -21,7 +21,7 @@ import autocannon from 'autocannon'
 import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
 import { cpuSeconds, killAll, startServer } from './lib/procs.js'
 import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
-import { REDIS_REF, redisScenarios } from './lib/scenarios.js'
+import { REDIS_REF as REF, redisScenarios } from './lib/scenarios.js'
 import { median } from './lib/stats.js'
 
 const { values } = parseArgs({
@@ -48,7 +48,6 @@ const METHODS = values.routes.split(',').map((route) => {
   if (route !== 'write' && route !== 'read') throw new Error(`--routes: write, read or both, not ${route}`)
   return route === 'write' ? 'POST' : 'GET'
 })
-const REF = REDIS_REF
 
 const SCENARIOS = redisScenarios(values.only)
 

@@ -4,7 +4,7 @@ import autocannon from 'autocannon'
 import { cpuSeconds } from './procs.js'
 
 /** `name=value` pairs of the cookies a response set, for the next request's Cookie header. */
-export function cookiesOf (res) {
+function cookiesOf (res) {
   return res.headers.getSetCookie().map((c) => c.slice(0, c.indexOf(';') === -1 ? undefined : c.indexOf(';'))).join('; ')
 }
 
