@@ -1,8 +1,14 @@
-// A fixed offered load: each scenario's server gets the same request rate (autocannon's
-// `overallRate`), below every server's capacity, and the bench reports the CPU each request
-// costs the server process and the Redis process (utime + stime from /proc), beside req/s.
-// On a shared machine, CPU per request at a fixed load moves by a few percent where maximum
-// throughput swings by half.
+// A fixed offered load: each scenario's server gets the same request rate, below every server's
+// capacity, and the bench reports the CPU each request costs the server process and the Redis
+// process (utime + stime from /proc), beside req/s. On a shared machine, CPU per request at a
+// fixed load moves by a few percent where maximum throughput swings by half.
+//
+// The requests leave evenly spread over time (bench/lib/paced.js), as an app's do below its
+// capacity. With --bursts, autocannon's `overallRate` sends them instead: each second's share
+// as fast as the server answers, from the top of the second, then nothing until the next one.
+// That is the server at full capacity a tenth of the time: Redis then reads the commands of a
+// dozen requests per wake-up, so what a request's commands cost weighs more than it does below
+// capacity (and as much as it does on a Redis that many app servers keep busy).
 //
 // What still moves a cell by a quarter here is the machine's other load, which comes and goes
 // over seconds. With --together, every scenario gets a redis-server of its own, and each one
@@ -14,7 +20,7 @@
 // plugin's own sign-in), and ours keeps its ip and user agent for the device list; the floors,
 // which have no users, keep their anonymous session.
 //
-//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --browser --signed-in --routes write --out DIR]
+//   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --bursts --browser --signed-in --routes write --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -23,6 +29,7 @@ import { cpuSeconds, killAll, startServer } from './lib/procs.js'
 import { counters, perRequest, redisCpuSeconds, startRedis } from './lib/redis.js'
 import { REDIS_REF as REF, redisScenarios } from './lib/scenarios.js'
 import { median } from './lib/stats.js'
+import { paced } from './lib/paced.js'
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +39,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     only: { type: 'string' },
     together: { type: 'boolean', default: false },
+    bursts: { type: 'boolean', default: false },
     browser: { type: 'boolean', default: false },
     'signed-in': { type: 'boolean', default: false },
     routes: { type: 'string', default: 'write,read' },
@@ -43,6 +51,7 @@ const DURATION = Number(values.duration)
 const ROUNDS = Number(values.rounds)
 const CONNECTIONS = Number(values.connections)
 const TOGETHER = values.together
+const BURSTS = values.bursts
 const HEADERS = values.browser ? { 'user-agent': CHROME_USER_AGENT } : {}
 const METHODS = values.routes.split(',').map((route) => {
   if (route !== 'write' && route !== 'read') throw new Error(`--routes: write, read or both, not ${route}`)
@@ -59,16 +68,11 @@ async function measure (server, redisClient, method, cookie) {
   const c0 = await counters(redisClient)
   const s0 = cpuSeconds(server.pid)
   const r0 = await redisCpuSeconds(redisClient)
-  const result = await autocannon({
-    url: `http://127.0.0.1:${server.port}/counter`,
-    method,
-    headers: { ...HEADERS, cookie },
-    connections: CONNECTIONS,
-    overallRate: RATE,
-    duration: DURATION,
-    timeout: 10
-  })
-  const served = result.requests.total
+  const load = { url: `http://127.0.0.1:${server.port}/counter`, method, headers: { ...HEADERS, cookie }, connections: CONNECTIONS, duration: DURATION }
+  const result = BURSTS
+    ? await autocannon({ ...load, overallRate: RATE, timeout: 10 })
+    : await paced({ ...load, rate: RATE })
+  const served = BURSTS ? result.requests.total : result.total
   const errors = result.errors + result.non2xx
   const serverUs = (cpuSeconds(server.pid) - s0) / served * 1e6
   const redisUs = (await redisCpuSeconds(redisClient) - r0) / served * 1e6
@@ -144,11 +148,11 @@ async function main () {
     '# Fixed offered load: CPU per request',
     '',
     `- ${new Date().toISOString()}, Node ${process.version}, Redis ${redis.version}; ${versions.fastify ? `fastify ${versions.fastify}, ` : ''}redis ${versions.redis}, ioredis ${versions.ioredis}, connect-redis ${versions['connect-redis9']}, @fastify/session ${versions['@fastify/session']}`,
-    `- ${RATE} req/s offered (autocannon overallRate), ${CONNECTIONS} connections, one hot session${values['signed-in'] ? ' signed in (the floors: anonymous)' : ''}${values.browser ? ' made and loaded with desktop Chrome\'s User-Agent' : ''}, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
+    `- ${RATE} req/s offered (${BURSTS ? 'autocannon overallRate: each second\'s share in a burst at its top' : 'spread evenly over each second: bench/lib/paced.js'}), ${CONNECTIONS} connections, one hot session${values['signed-in'] ? ' signed in (the floors: anonymous)' : ''}${values.browser ? ' made and loaded with desktop Chrome\'s User-Agent' : ''}, ${DURATION} s per cell, ${ROUNDS} rounds interleaved (every other round in reverse order); medians. CPU per request: the server process's utime + stime from /proc, redis-server's used_cpu_user + used_cpu_sys from its INFO, each divided by the requests served.`,
     TOGETHER
       ? '- `--together`: every scenario on a redis-server of its own, each cell run at the same time as a cell of connect-redis (both at the rate above); "vs connect-redis" is the median of the ratios of these pairs, then in how many pairs the scenario cost less. connect-redis\'s own row: the median of all its cells.'
       : '- "vs connect-redis": the median of the rounds\' ratios (a scenario against connect-redis in the same round, so that what drifts between rounds cancels out), then in how many rounds the scenario cost less.',
-    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}${values.browser ? ' --browser' : ''}${values['signed-in'] ? ' --signed-in' : ''}${values.routes === 'write,read' ? '' : ` --routes ${values.routes}`}\``,
+    `- \`npm run bench:fixed -- --rate ${RATE} --duration ${DURATION} --rounds ${ROUNDS}${TOGETHER ? ' --together' : ''}${BURSTS ? ' --bursts' : ''}${values.browser ? ' --browser' : ''}${values['signed-in'] ? ' --signed-in' : ''}${values.routes === 'write,read' ? '' : ` --routes ${values.routes}`}\``,
     '',
     '| scenario | route | req/s | server µs/req | server vs connect-redis | Redis µs/req | Redis vs connect-redis | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|'
