@@ -76,7 +76,8 @@ export interface Backend<S extends SessionState = SessionState> {
    * Reads a credential; never throws. `bearer`: it came as a bearer token (true) or a cookie
    * (false), and must match how the session travels; undefined: either (`app.sessions.authenticate`).
    */
-  load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<S>>
+  /** `client`: the state is shown as a record (`authenticate`), with the session's ip and user agent. */
+  load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined, client?: boolean): Promise<LoadResult<S>>
   /** Stores (or seals) a new session. */
   create (request: FastifyRequest, init: NewSession): Promise<Issued<S>>
   /**
