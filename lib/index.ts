@@ -67,7 +67,7 @@ export type { Revocation, RevocationReason, RevocationBus, BusSubscriber } from 
 export type { SessionRecord } from './backends/backend.js'
 export { UserSessions, type SessionUpdate, type DeleteAllOptions } from './session/user-sessions.js'
 export { registerStore, knownStores } from './stores/registry.js'
-export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch, ReadOptions } from './stores/store.js'
+export type { SessionStore, StoreFactory, StoreContext, StoredSession, SessionPatch } from './stores/store.js'
 export type { StatelessStore, SealedSession, RevocationStore } from './stores/store.js'
 export { LAST_SEEN_STEP } from './stores/store.js'
 export { CookieStore, cookieStore, type CookieStoreOptions } from './stores/cookie.js'

@@ -76,8 +76,7 @@ export interface Backend<S extends SessionState = SessionState> {
    * Reads a credential; never throws. `bearer`: it came as a bearer token (true) or a cookie
    * (false), and must match how the session travels; undefined: either (`app.sessions.authenticate`).
    */
-  /** `client`: the state is shown as a record (`authenticate`), with the session's ip and user agent. */
-  load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined, client?: boolean): Promise<LoadResult<S>>
+  load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<S>>
   /** Stores (or seals) a new session. */
   create (request: FastifyRequest, init: NewSession): Promise<Issued<S>>
   /**

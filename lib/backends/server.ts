@@ -8,7 +8,7 @@ import { announce } from '../bus/announce.js'
 import type { RevocationBus, RevocationReason } from '../bus/bus.js'
 import { localBus } from '../bus/local.js'
 import { withStoreErrors } from './store-errors.js'
-import { WITH_CLIENT, type SessionStore, type StoredSession } from '../stores/store.js'
+import type { SessionStore, StoredSession } from '../stores/store.js'
 import type { Backend, DataChange, Issued, LoadResult, NewSession, Persisted, SessionRecord } from './backend.js'
 import { SessionIds } from './owned.js'
 import { DeviceBinding } from './dbsc.js'
@@ -78,14 +78,13 @@ export class ServerBackend implements Backend<StoredSession> {
     announce(this.bus, this.#log, { ids: [sessionId], userId, reason, at: this.core.now() })
   }
 
-  async load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined, client = false): Promise<LoadResult<StoredSession>> {
+  async load (log: FastifyBaseLogger, raw: string, bearer: boolean | undefined): Promise<LoadResult<StoredSession>> {
     const core = this.core
     const token = parseToken(raw)
     if (token === undefined) return core.reject(log, 'malformed')
     let record: StoredSession | undefined
     try {
-      // The request path never shows ip and user agent: a store may leave them out of its read.
-      record = await (client ? this.#store.get(token.id, WITH_CLIENT) : this.#store.get(token.id))
+      record = await this.#store.get(token.id)
     } catch (err) {
       return core.unavailable(log, err)
     }
@@ -181,7 +180,7 @@ export class ServerBackend implements Backend<StoredSession> {
   async get (sessionId: string, userId: string | undefined): Promise<SessionRecord | undefined> {
     const owned = await withStoreErrors(this.#ids.owned(sessionId, userId))
     if (owned === false) return undefined
-    const s = await withStoreErrors(this.#store.get(sessionId, WITH_CLIENT))
+    const s = await withStoreErrors(this.#store.get(sessionId))
     // A store without an owner key: its record says whose the session is.
     if (owned === undefined && s?.userId !== userId) return undefined
     return s === undefined || s.expiresAt <= this.core.now() ? undefined : this.#toRecord(s)

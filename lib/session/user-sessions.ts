@@ -70,7 +70,7 @@ export class UserSessions {
     if (typeof credential !== 'string') throw new FST_SESSION_OPTION_INVALID('credential', 'must be a string: a session cookie value or a bearer token')
     if (credential === '' || credential.length > MAX_COOKIE_LENGTH) return undefined
     const backend = this.#backend
-    const loaded = await backend.load(this.#log, credential, undefined, true)
+    const loaded = await backend.load(this.#log, credential, undefined)
     switch (loaded.kind) {
       case 'loaded':
         return backend.record(loaded.state, loaded.policy)

@@ -105,15 +105,6 @@ export interface StoreContext {
   problems?: { add: (err: Error) => void }
 }
 
-/** What a read of one session needs: see `SessionStore.get`. */
-export interface ReadOptions {
-  /** The caller shows the session's `ip` and `userAgent` (a devices page, a record). */
-  client?: boolean
-}
-
-/** `{ client: true }`, once. */
-export const WITH_CLIENT: Readonly<ReadOptions> = Object.freeze({ client: true })
-
 /**
  * The contract of a server-side session store. Every method may reject; the plugin turns
  * a rejection into a `FST_SESSION_STORE_UNAVAILABLE` (503) error, never a crash.
@@ -125,13 +116,7 @@ export const WITH_CLIENT: Readonly<ReadOptions> = Object.freeze({ client: true }
  * - `getAll` and `deleteAll` cost O(that user's sessions), not O(all sessions).
  */
 export interface SessionStore {
-  /**
-   * The session, or undefined. Without `{ client: true }` (the request path, which never shows
-   * them), a store may leave out `ip` and `userAgent`, when keeping them apart makes every
-   * request's read cheaper (the Redis store does); with it (`app.sessions.get`,
-   * `authenticate`), it returns them as `getAll` does.
-   */
-  get (id: string, options?: ReadOptions): Promise<StoredSession | undefined>
+  get (id: string): Promise<StoredSession | undefined>
   insert (session: StoredSession): Promise<boolean>
   patch (id: string, patch: SessionPatch): Promise<boolean>
   delete (id: string): Promise<boolean>

@@ -7,11 +7,9 @@ import { script } from '../../redis/script.js'
 // which keeps every script on one slot of a Redis Cluster.
 //
 // A session is a hash: l lastSeenAt, e expiresAt, b dbsc, m (and m1, m2, ...) what the
-// session gets at insert and never changes (secret hash, created, authenticated, policy, user
-// id: one text in pieces of at most 64 bytes, see store.ts; no script reads it), and one field
-// `d:<key>` per data key holding its serialized value. Its ip and user agent, which only a
-// devices page shows, are a string key beside it (`c:` where the hash is `s:`, the same hash
-// tag), made at insert with the hash's expiry, moved and deleted with it. The index is a
+// session gets at insert and never changes (secret hash, created, authenticated, policy, ip,
+// user agent, user id: one text in pieces of at most 64 bytes, see store.ts; no script reads
+// it), and one field `d:<key>` per data key holding its serialized value. The index is a
 // sorted set of the user's session suffixes scored by expiresAt; it expires with the user's
 // last session, and every write that changes it prunes what is past.
 //
@@ -26,11 +24,10 @@ import { script } from '../../redis/script.js'
 /** Milliseconds a session key outlives its deadline, and a deleted session's marker lives. */
 export const LINGER = 60_000
 
-// Deletes a session key (and the key of its ip and user agent, ckey) and leaves the marker in
-// its place; returns 1 when there was a session key. `field`: HGET of a session key, nil on a marker.
+// Deletes a session key and leaves the marker in its place; returns 1 when there was a key.
+// `field`: HGET of a session key, nil on a marker.
 const BURY = `
-local function bury (key, ckey)
-  redis.call('DEL', ckey)
+local function bury (key)
   if redis.call('DEL', key) == 0 then return 0 end
   redis.call('SET', key, '', 'PX', ${LINGER})
   return 1
@@ -61,21 +58,19 @@ end
 `
 
 /**
- * KEYS: session, its ip and user agent, [index]. ARGV: now, member, maxPerUser, base, client
- * base (the prefix of the keys of ip and user agent of the user's sessions), expiresAt, ip and
- * user agent ('' for none), field, value, ... Returns -1 when the id is taken by a live
- * session, otherwise the members of the sessions the cap evicted.
+ * KEYS: session, [index]. ARGV: now, member, maxPerUser, base, expiresAt, field, value, ...
+ * Returns -1 when the id is taken by a live session, otherwise the members of the sessions the cap evicted.
  */
 export const INSERT = script(BURY + EXPIRE_INDEX + CHUNKED + `
-local key, ckey, idx = KEYS[1], KEYS[2], KEYS[3]
+local key, idx = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local e = field(key, 'e')
 if e and tonumber(e) > now then return -1 end
-redis.call('DEL', key, ckey)
+redis.call('DEL', key)
 local evicted = {}
-local member, expiresAt = ARGV[2], tonumber(ARGV[6])
+local member, expiresAt = ARGV[2], tonumber(ARGV[5])
 if idx then
-  local max, base, cbase = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+  local max, base = tonumber(ARGV[3]), ARGV[4]
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
   redis.call('ZREM', idx, member)
   local n = redis.call('ZCARD', idx)
@@ -93,19 +88,15 @@ if idx then
     table.sort(seen, function (x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
     local i = 1
     while n >= max do
-      bury(base .. seen[i][2], cbase .. seen[i][2])
+      bury(base .. seen[i][2])
       redis.call('ZREM', idx, seen[i][2])
       evicted[#evicted + 1] = seen[i][2]
       n, i = n - 1, i + 1
     end
   end
 end
-chunked('HSET', key, ARGV, 8, #ARGV)
+chunked('HSET', key, ARGV, 6, #ARGV)
 redis.call('PEXPIREAT', key, math.ceil(expiresAt) + ${LINGER})
-if ARGV[7] ~= '' then
-  redis.call('SET', ckey, ARGV[7])
-  redis.call('PEXPIREAT', ckey, math.ceil(expiresAt) + ${LINGER})
-end
 if idx then
   redis.call('ZADD', idx, expiresAt, member)
   expireIndex(idx)
@@ -114,17 +105,17 @@ return evicted
 `)
 
 /**
- * KEYS: session, its ip and user agent, [index]. ARGV: now, member, lastSeenAt, expiresAt or '', clear (1/0),
+ * KEYS: session, [index]. ARGV: now, member, lastSeenAt, expiresAt or '', clear (1/0),
  * dbsc ('' to leave it, else 'n' or 'v' then the value it must have: none, or ARGV[7]),
  * dbsc from, dbsc to, unset count, unset fields..., field, value, ... Returns 1, or 0 when
  * the session is gone or its dbsc field is not what the compare-and-set expects.
  */
 export const PATCH = script(BURY + EXPIRE_INDEX + CHUNKED + `
-local key, ckey, idx = KEYS[1], KEYS[2], KEYS[3]
+local key, idx = KEYS[1], KEYS[2]
 local now, member = tonumber(ARGV[1]), ARGV[2]
 local e = field(key, 'e')
 if not e or tonumber(e) <= now then
-  if e then bury(key, ckey) end
+  if e then bury(key) end
   if idx then redis.call('ZREM', idx, member) end
   return 0
 end
@@ -150,7 +141,6 @@ if ARGV[4] ~= '' then
   local expiresAt = tonumber(ARGV[4])
   redis.call('HSET', key, 'e', ARGV[4])
   redis.call('PEXPIREAT', key, math.ceil(expiresAt) + ${LINGER})
-  redis.call('PEXPIREAT', ckey, math.ceil(expiresAt) + ${LINGER})
   if idx then
     redis.call('ZADD', idx, expiresAt, member)
     redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
@@ -160,12 +150,12 @@ end
 return 1
 `)
 
-/** KEYS: session, its ip and user agent, [index]. ARGV: now, member. Returns 1 when a live session was deleted. */
+/** KEYS: session, [index]. ARGV: now, member. Returns 1 when a live session was deleted. */
 export const DELETE = script(BURY + EXPIRE_INDEX + `
-local key, ckey, idx = KEYS[1], KEYS[2], KEYS[3]
+local key, idx = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local e = field(key, 'e')
-if e then bury(key, ckey) end
+if e then bury(key) end
 if idx then
   redis.call('ZREM', idx, ARGV[2])
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
@@ -175,10 +165,7 @@ if e and tonumber(e) > now then return 1 end
 return 0
 `)
 
-/**
- * KEYS: index. ARGV: now, base, client base. Returns member, fields, ip and user agent ('' for
- * none), member, ... of the live sessions.
- */
+/** KEYS: index. ARGV: now, base. Returns member, fields, member, fields, ... of the live sessions. */
 export const GET_ALL = script(`
 local out = {}
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
@@ -186,24 +173,23 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf'))
   if #h > 0 then
     out[#out + 1] = m
     out[#out + 1] = h
-    out[#out + 1] = redis.call('GET', ARGV[3] .. m) or ''
   end
 end
 return out
 `)
 
-/** KEYS: index. ARGV: now, base, client base, members to keep... Returns the members of the live sessions it deleted. */
+/** KEYS: index. ARGV: now, base, members to keep... Returns the members of the live sessions it deleted. */
 export const DELETE_ALL = script(BURY + EXPIRE_INDEX + `
 local idx = KEYS[1]
-local now, base, cbase = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local now, base = tonumber(ARGV[1]), ARGV[2]
 local keep = {}
-for i = 4, #ARGV do keep[ARGV[i]] = true end
+for i = 3, #ARGV do keep[ARGV[i]] = true end
 local all = redis.call('ZRANGE', idx, 0, -1, 'WITHSCORES')
 local deleted = {}
 for i = 1, #all, 2 do
   local m = all[i]
   if not keep[m] then
-    if bury(base .. m, cbase .. m) == 1 and tonumber(all[i + 1]) > now then deleted[#deleted + 1] = m end
+    if bury(base .. m) == 1 and tonumber(all[i + 1]) > now then deleted[#deleted + 1] = m end
     redis.call('ZREM', idx, m)
   end
 end

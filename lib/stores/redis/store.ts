@@ -12,7 +12,7 @@ import { connection, type RedisConnection } from '../../redis/connection.js'
 import { toHash, type RedisClientLike } from '../../redis/client.js'
 import { revocationWrites, type RevocationWrites } from '../../redis/replicated.js'
 import { DELETE, DELETE_ALL, GET_ALL, INSERT, PATCH } from './scripts.js'
-import { LAST_SEEN_STEP, type ReadOptions, type SessionPatch, type SessionStore, type StoreContext, type StoredSession } from '../store.js'
+import { LAST_SEEN_STEP, type SessionPatch, type SessionStore, type StoreContext, type StoredSession } from '../store.js'
 
 // The Redis store. Every key of one user carries the hash tag `{<tag>}` (the user's tag under
 // the store's owner key, `<prefix>owner-key`: see lib/crypto/ids.ts), so all of a
@@ -53,8 +53,6 @@ export interface RedisStoreOptions {
 interface Keys {
   /** The session hash. */
   key: string
-  /** The session's ip and user agent (`packClient`), beside the hash: see `RedisStore.get`. */
-  client: string
   /** The user's index, for a bound session. */
   index: string | undefined
   /** The session's entry in the index: its random part. */
@@ -129,60 +127,33 @@ const ABSENT = ''
  * One text, so that HGETALL replies 1 to 4 fields for it instead of 2 to 9: a head line of
  * words with no space in them (`h c a o`, then the lengths of ip, user agent and user id; an
  * empty word for none: the line of a session without them fits one piece), then those three
- * texts back to back, whatever they hold. Ip and user agent are kept beside the hash since
- * (`packClient`): their lengths are empty words, which an earlier version reads as none.
+ * texts back to back, whatever they hold.
  */
 function packFixed (s: Fixed): string {
-  const { userId } = s
+  const { ip, userAgent, userId } = s
   return `${s.secretHash} ${s.createdAt} ${s.authenticatedAt ?? ABSENT} ${s.policy ?? ABSENT} ` +
-    `${ABSENT} ${ABSENT} ${userId?.length ?? ABSENT}\n${userId ?? ''}`
-}
-
-/**
- * The texts after the head line of `text`, whose words from `from` on are their lengths (an
- * empty word: none); undefined when the text is not one of `words` words and those texts.
- */
-function unpackTexts (text: string, words: number, from: number): { head: string[], texts: Array<string | undefined> } | undefined {
-  const nl = text.indexOf('\n')
-  const head = text.slice(0, nl).split(' ')
-  if (nl === -1 || head.length !== words) return undefined
-  let at = nl + 1
-  const texts: Array<string | undefined> = []
-  for (let i = from; i < words; i++) {
-    const length = head[i] as string
-    if (length === ABSENT) {
-      texts.push(undefined)
-      continue
-    }
-    const end = at + Number(length)
-    if (!/^\d+$/.test(length) || end > text.length) return undefined
-    texts.push(text.slice(at, end))
-    at = end
-  }
-  return at === text.length ? { head, texts } : undefined
-}
-
-/**
- * A session's ip and user agent, which only a devices page shows, in a string key of their own
- * beside the hash (`c:` for `s:`, same hash tag): out of the `HGETALL` every request makes.
- * Undefined when the session has neither.
- */
-function packClient (ip: string | undefined, userAgent: string | undefined): string | undefined {
-  if (ip === undefined && userAgent === undefined) return undefined
-  return `${ip?.length ?? ABSENT} ${userAgent?.length ?? ABSENT}\n${ip ?? ''}${userAgent ?? ''}`
-}
-
-/** `packClient`'s text read back; undefined when it is not one. */
-function unpackClient (text: string): { ip: string | undefined, userAgent: string | undefined } | undefined {
-  const texts = unpackTexts(text, 2, 0)?.texts
-  return texts === undefined ? undefined : { ip: texts[0], userAgent: texts[1] }
+    `${ip?.length ?? ABSENT} ${userAgent?.length ?? ABSENT} ${userId?.length ?? ABSENT}\n${ip ?? ''}${userAgent ?? ''}${userId ?? ''}`
 }
 
 /** `packFixed`'s text read back; undefined when it is not one. */
 function unpackFixed (text: string): Fixed | undefined {
-  const unpacked = unpackTexts(text, 7, 4)
-  if (unpacked === undefined) return undefined
-  const { head, texts: tail } = unpacked
+  const nl = text.indexOf('\n')
+  const head = text.slice(0, nl).split(' ')
+  if (nl === -1 || head.length !== 7) return undefined
+  let at = nl + 1
+  const tail: Array<string | undefined> = []
+  for (let i = 4; i < 7; i++) {
+    const length = head[i] as string
+    if (length === ABSENT) {
+      tail.push(undefined)
+      continue
+    }
+    const end = at + Number(length)
+    if (!/^\d+$/.test(length) || end > text.length) return undefined
+    tail.push(text.slice(at, end))
+    at = end
+  }
+  if (at !== text.length) return undefined
   const [h, c, a, o] = head as [string, string, string, string]
   return {
     secretHash: h,
@@ -277,10 +248,9 @@ export class RedisStore implements SessionStore {
 
   #keys (id: string): Keys {
     const dot = id.indexOf('.')
-    if (dot === -1) return { key: `${this.#prefix}s:{${id}}`, client: `${this.#prefix}c:{${id}}`, index: undefined, member: id }
+    if (dot === -1) return { key: `${this.#prefix}s:{${id}}`, index: undefined, member: id }
     const owner = id.slice(0, dot)
-    const rest = id.slice(dot)
-    return { key: `${this.#prefix}s:{${owner}}${rest}`, client: `${this.#prefix}c:{${owner}}${rest}`, index: `${this.#prefix}u:{${owner}}`, member: id.slice(dot + 1) }
+    return { key: `${this.#prefix}s:{${owner}}${id.slice(dot)}`, index: `${this.#prefix}u:{${owner}}`, member: id.slice(dot + 1) }
   }
 
   /** The prefix of the session keys of one user, as seen by scripts (with the client's keyPrefix). */
@@ -288,29 +258,18 @@ export class RedisStore implements SessionStore {
     return `${this.#base}s:{${owner}}.`
   }
 
-  /** The prefix of the keys of that user's sessions' ip and user agent, as seen by scripts. */
-  #clientBase (owner: string): string {
-    return `${this.#base}c:{${owner}}.`
-  }
-
-  /** A script's KEYS: the session, its ip and user agent, and the user's index for a bound session. */
   #keyList (keys: Keys): string[] {
-    return keys.index === undefined ? [keys.key, keys.client] : [keys.key, keys.client, keys.index]
+    return keys.index === undefined ? [keys.key] : [keys.key, keys.index]
   }
 
-  /**
-   * The session of a hash, or undefined; `listed`: the user id getAll asked for (the hash is in
-   * that user's index); `client`: the text of its ip and user agent, when read (null: none).
-   */
-  #toStored (id: string, fields: Record<string, string>, now: number, listed?: string, client?: string | null): StoredSession | undefined {
+  /** The session of a hash, or undefined; `listed`: the user id getAll asked for (the hash is in that user's index). */
+  #toStored (id: string, fields: Record<string, string>, now: number, listed?: string): StoredSession | undefined {
     if (fields.e === undefined) return undefined
     const expiresAt = Number(fields.e)
     if (!(expiresAt > now)) return undefined
     const packed = joinPieces(fields, 'm')
     const fixed = packed === undefined ? legacyFixed(fields) : unpackFixed(packed)
     if (fixed === undefined) return undefined
-    // A hash written by an earlier version keeps them in its fixed text; one written since, beside it.
-    const { ip, userAgent } = (typeof client === 'string' ? unpackClient(client) : undefined) ?? fixed
     const userId = listed ?? fixed.userId
     // A user's session written before 0.2 has no `u`: its id carries the user id in clear; unknown now.
     if (userId === undefined && tagOf(id) !== undefined) return undefined
@@ -329,30 +288,18 @@ export class RedisStore implements SessionStore {
       lastSeenAt: Number(fields.l),
       expiresAt,
       authenticatedAt: fixed.authenticatedAt,
-      ip,
-      userAgent,
+      ip: fixed.ip,
+      userAgent: fixed.userAgent,
       policy: fixed.policy,
       dbsc: fields.b
     }
   }
 
-  /**
-   * One `HGETALL`; with `{ client: true }`, and a `GET` of the session's ip and user agent, in
-   * the same round trip. A request never shows them, and every request reads the hash: kept
-   * apart, they cost a devices page a key read instead of costing every request their bytes.
-   */
-  async get (id: string, options?: ReadOptions): Promise<StoredSession | undefined> {
+  async get (id: string): Promise<StoredSession | undefined> {
     if (!isSessionId(id)) return undefined
-    const keys = this.#keys(id)
-    if (options?.client !== true) {
-      const reply = await this.#redis.call(() => this.#redis.send(['hgetall', keys.key]).catch(marker))
-      return reply === MARKER ? undefined : this.#toStored(id, toHash(reply), this.#clock())
-    }
-    const [reply, client] = await this.#redis.call(() => Promise.all([
-      this.#redis.send(['hgetall', keys.key]).catch(marker),
-      this.#redis.send(['get', keys.client])
-    ]))
-    return reply === MARKER ? undefined : this.#toStored(id, toHash(reply), this.#clock(), undefined, client as string | null)
+    const reply = await this.#redis.call(() => this.#redis.send(['hgetall', this.#keys(id).key]).catch(marker))
+    if (reply === MARKER) return undefined
+    return this.#toStored(id, toHash(reply), this.#clock())
   }
 
   async insert (session: StoredSession): Promise<boolean> {
@@ -365,14 +312,11 @@ export class RedisStore implements SessionStore {
     pushPieces(fields, 'm', packFixed(session))
     if (session.dbsc !== undefined) fields.push('b', session.dbsc)
     for (const key of Object.keys(session.data)) fields.push('d:' + key, this.#serializer.stringify(session.data[key]))
-    const owner = tagOf(id)
-    const base = owner === undefined ? '' : this.#userBase(owner)
-    const clientBase = owner === undefined ? '' : this.#clientBase(owner)
-    const args = [this.#clock(), keys.member, this.#maxPerUser, base, clientBase, session.expiresAt,
-      packClient(session.ip, session.userAgent) ?? '', ...fields]
+    const base = keys.index === undefined ? '' : this.#userBase(tagOf(id) as string)
+    const args = [this.#clock(), keys.member, this.#maxPerUser, base, session.expiresAt, ...fields]
     // Only a bound session can evict others: an anonymous insert is a plain data write.
     const evicted = (keys.index === undefined
-      ? await this.#redis.run(INSERT, this.#keyList(keys), args)
+      ? await this.#redis.run(INSERT, [keys.key], args)
       : await this.#revocations.runMaybe(INSERT, this.#keyList(keys), args, (reply) => (reply as string[]).length > 0)) as -1 | string[]
     if (evicted === -1) return false
     if (evicted.length > 0) {
@@ -450,16 +394,15 @@ export class RedisStore implements SessionStore {
   async getAll (userId: string): Promise<StoredSession[]> {
     const owner = await this.#tag(userId)
     const now = this.#clock()
-    const reply = await this.#redis.run(GET_ALL, [`${this.#prefix}u:{${owner}}`], [now, this.#userBase(owner), this.#clientBase(owner)]) as Array<string | string[]>
+    const reply = await this.#redis.run(GET_ALL, [`${this.#prefix}u:{${owner}}`], [now, this.#userBase(owner)]) as Array<string | string[]>
     const sessions: StoredSession[] = []
-    for (let i = 0; i < reply.length; i += 3) {
+    for (let i = 0; i < reply.length; i += 2) {
       const pairs = reply[i + 1] as string[]
       const fields: Record<string, string> = Object.create(null)
       for (let j = 0; j < pairs.length; j += 2) fields[pairs[j] as string] = pairs[j + 1] as string
       // The script returns the hashes of live index entries; one that does not read (its fixed
       // fields' text damaged) is left out, as get() takes it for no session.
-      const client = reply[i + 2] as string
-      const session = this.#toStored(`${owner}.${reply[i] as string}`, fields, now, userId, client === '' ? null : client)
+      const session = this.#toStored(`${owner}.${reply[i] as string}`, fields, now, userId)
       if (session !== undefined) sessions.push(session)
     }
     return sessions
@@ -471,7 +414,7 @@ export class RedisStore implements SessionStore {
     for (const id of except) {
       if (tagOf(id) === owner) keep.push(id.slice(owner.length + 1))
     }
-    const deleted = await this.#revocations.runMaybe(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), this.#clientBase(owner), ...keep],
+    const deleted = await this.#revocations.runMaybe(DELETE_ALL, [`${this.#prefix}u:{${owner}}`], [this.#clock(), this.#userBase(owner), ...keep],
       (reply) => (reply as string[]).length > 0) as string[]
     if (deleted.length > 0) this.#announce(userId, owner, deleted, 'deleteAll', except)
     return deleted.length

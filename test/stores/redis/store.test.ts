@@ -9,7 +9,6 @@ import { logSink } from '../../helpers/app.js'
 import { seedRedisOwnerKey, testTag } from '../../helpers/ids.js'
 import { isMarker, keysBesideMarkers, redisServer } from '../../helpers/redis.js'
 import { LINGER } from '../../../lib/stores/redis/scripts.js'
-import { WITH_CLIENT } from '../../../lib/stores/store.js'
 
 // The Redis store on its own: options, the clients it owns and those it does not, key prefixes,
 // serializers, and what it does with data it cannot read.
@@ -89,14 +88,13 @@ if (server !== undefined) {
 
   t.test('keys: one hash tag per user, the index expires with the last session, nothing but markers is left after deleteAll', async (t) => {
     const { prefix, store } = await seededStore('layout')
-    const a = record('a.b*', { ip: '192.0.2.1', userAgent: 'agent/1' })
+    const a = record('a.b*')
     const b = record('a.b*', { expiresAt: a.expiresAt + 5000 })
     const anon = record()
     for (const r of [a, b, anon]) t.equal(await store.insert(r), true)
     const tag = testTag('a.b*')
     t.same((await client.keys(`${prefix}*`)).sort(), [
       `${prefix}s:{${anon.id}}`,
-      `${prefix}c:{${tag}}.${a.id.split('.')[1] as string}`,
       `${prefix}s:{${tag}}.${a.id.split('.')[1] as string}`,
       `${prefix}s:{${tag}}.${b.id.split('.')[1] as string}`,
       `${prefix}u:{${tag}}`,
@@ -104,8 +102,6 @@ if (server !== undefined) {
     ].sort())
     t.equal(await client.pexpiretime(`${prefix}u:{${tag}}`), b.expiresAt, 'the index lives as long as the latest session')
     t.equal(await client.pexpiretime(`${prefix}s:{${anon.id}}`), anon.expiresAt + LINGER, 'PEXPIREAT the deadline and LINGER')
-    t.equal(await client.get(`${prefix}c:{${tag}}.${a.id.split('.')[1] as string}`), '9 7\n192.0.2.1agent/1', 'ip and user agent beside the hash')
-    t.equal(await client.pexpiretime(`${prefix}c:{${tag}}.${a.id.split('.')[1] as string}`), a.expiresAt + LINGER, 'with its expiry')
     t.same(await client.hgetall(`${prefix}s:{${anon.id}}`), {
       m: `${anon.secretHash} ${anon.createdAt}     \n`, l: String(anon.lastSeenAt), e: String(anon.expiresAt), 'd:n': '1'
     }, 'what never changes in one field, then last seen, the deadline and the data')
@@ -119,19 +115,6 @@ if (server !== undefined) {
     t.equal(markers.length, 2, 'but the markers of its two deleted sessions')
     for (const key of markers) t.ok(await isMarker(client, key), 'a marker holds nothing of the session')
     await store.close()
-  })
-
-  t.test('ip and user agent beside the hash: an eviction at the cap deletes them with the session', async (t) => {
-    const prefix = `cap-client:${run}:`
-    await seedRedisOwnerKey(client, prefix)
-    const store = new RedisStore({ client, prefix }, { ...context, maxSessionsPerUser: 2 })
-    t.teardown(() => store.close())
-    const sessions = [0, 1, 2].map((i) => record('capped', { ip: `192.0.2.${i}`, userAgent: 'agent/1', lastSeenAt: Date.now() + i }))
-    for (const r of sessions) t.equal(await store.insert(r), true)
-    const clientKey = (r: StoredSession): string => sessionKey(prefix, r).replace(':s:', ':c:')
-    t.equal(await client.exists(clientKey(sessions[0] as StoredSession)), 0, 'the evicted session\'s are gone')
-    t.equal(await client.exists(clientKey(sessions[1] as StoredSession), clientKey(sessions[2] as StoredSession)), 2, 'the others\' stay')
-    t.same((await store.getAll('capped')).map((s) => s.ip).sort(), ['192.0.2.1', '192.0.2.2'])
   })
 
   t.test('a long user agent or user id: the fixed fields\' text is kept in pieces of at most 64 bytes, the hash stays a listpack, and each reads back whole', async (t) => {
@@ -155,11 +138,9 @@ if (server !== undefined) {
       const fields = await client.hgetall(keyOf(r))
       t.same(Object.entries(fields).filter(([, v]) => Buffer.byteLength(v) > 64), [], `${name}: no value over 64 bytes`)
       if (Number(limit) >= 64) t.equal(await client.object('ENCODING', keyOf(r)), 'listpack', `${name}: a listpack`)
-      t.notOk(Object.values(fields).some((v) => v.includes('2001:db8::1')), `${name}: ip and user agent are beside the hash`)
       // As Redis keeps text: UTF-8, where a lone surrogate is U+FFFD.
       const agent = Buffer.from(userAgent).toString()
-      t.equal((await store.get(r.id) as StoredSession).userAgent, undefined, `${name}: a request's read leaves them out`)
-      const got = await store.get(r.id, WITH_CLIENT) as StoredSession
+      const got = await store.get(r.id) as StoredSession
       t.equal(got.userAgent, agent, `${name}: the user agent, whole`)
       t.equal(got.userId, userId, `${name}: the user id, whole`)
       if (userId !== undefined) t.same((await store.getAll(userId)).map((s) => s.userAgent), [agent], `${name}: in the user's list`)
@@ -183,19 +164,8 @@ if (server !== undefined) {
       'd:n': '1'
     })
     await client.pexpire(keyOf(before), 60_000)
-    await client.del(keyOf(before).replace(':s:', ':c:'))
     t.same(await store.get(before.id), before, 'reads the same')
     t.same(await store.getAll('earlier-layout'), [before], 'and is listed the same')
-
-    // Written before ip and user agent moved beside the hash: its fixed text holds them.
-    const inline = record('inline-client', { userAgent: chrome, ip: '2001:db8::1', authenticatedAt: Date.now() })
-    t.equal(await store.insert(inline), true)
-    await client.del(keyOf(inline).replace(':s:', ':c:'))
-    const text = `${inline.secretHash} ${inline.createdAt} ${inline.authenticatedAt as number}  11 ${chrome.length} 13\n2001:db8::1${chrome}inline-client`
-    await client.hdel(keyOf(inline), 'm', 'm1')
-    await client.hset(keyOf(inline), { m: text.slice(0, 64), m1: text.slice(64, 128), m2: text.slice(128, 192), m3: text.slice(192) })
-    t.same(await store.get(inline.id), inline, 'reads the same, ip and user agent included')
-    t.same(await store.getAll('inline-client'), [inline], 'and is listed the same')
     await store.close()
   })
 
@@ -209,7 +179,7 @@ if (server !== undefined) {
     ] as const) {
       const r = record(overrides.userId, overrides)
       t.equal(await store.insert(r), true)
-      t.same(await store.get(r.id, WITH_CLIENT), r, name)
+      t.same(await store.get(r.id), r, name)
     }
     const r = record()
     t.equal(await store.insert(r), true)
@@ -223,14 +193,6 @@ if (server !== undefined) {
       await client.hset(keyOf(r), 'm', bad)
       t.equal(await store.get(r.id), undefined, `not read: ${JSON.stringify(bad)}`)
     }
-    // Ip and user agent beside the hash, damaged: the session reads, without them.
-    const seen = record('seen', { ip: '192.0.2.9', userAgent: 'agent/2' })
-    t.equal(await store.insert(seen), true)
-    for (const bad of ['', 'not the text', '3 7\n192.0.2.9agent/2', '9 x\n192.0.2.9agent/2']) {
-      await client.set(keyOf(seen).replace(':s:', ':c:'), bad)
-      t.same(await store.get(seen.id, WITH_CLIENT), { ...seen, ip: undefined, userAgent: undefined }, `without them: ${JSON.stringify(bad)}`)
-    }
-    t.same(await store.getAll('seen'), [{ ...seen, ip: undefined, userAgent: undefined }], 'listed without them')
     await store.close()
   })
 
