@@ -102,4 +102,36 @@ if (!hasRedis && process.env.CI !== 'true') {
     t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
     t.match(readFileSync(join(out, 'chart.svg'), 'utf8'), `Node.js ${process.version};`, 'and so does the chart')
   })
+
+  t.test('bench:fixed runs a paced cell of ours and of connect-redis and reports each', async (t) => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-fixed-'))
+    t.teardown(() => rmSync(out, { recursive: true, force: true }))
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    t.equal(pkg.scripts['bench:fixed'], 'npm run build && node bench/fixed.js')
+    const build = existsSync(join(root, 'dist', 'index.js')) ? [] : ['npm run build >&2 &&']
+    const args = '--rate 200 --duration 1 --rounds 1 --only ours-redis-node,fastify-session-redis9 --out "$0"'
+    const child = spawn('sh', ['-c', [UNTRACK, ...build, `exec node bench/fixed.js ${args}`].join(' '), out], {
+      cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => child.kill('SIGTERM'), 100_000)
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    clearTimeout(timer)
+    t.equal(code, 0, 'bench:fixed exits 0', { stdout: stdout.slice(-3000), stderr: stderr.slice(-3000) })
+    t.match(stdout, 'req/s offered (spread evenly over each second: bench/lib/paced.js)', 'paced by default')
+    const rows = rowsOf(stdout)
+    for (const label of ["ours 'redis', node-redis 5 client", '@fastify/session + connect-redis 9, node-redis 5']) {
+      for (const route of ['write', 'read']) {
+        const cells = rows.find((r) => r.startsWith(`| ${label} | ${route} | `))?.split(' | ')
+        t.ok(cells, `a row for ${label}, ${route}`)
+        t.ok(Number(cells?.[2]) > 0, `${label} ${route}: requests served`)
+        t.ok(Number(cells?.[5]) > 0, `${label} ${route}: Redis CPU per request measured`)
+        t.equal(cells?.[7], '0 |', `${label} ${route}: no errors`)
+      }
+    }
+    t.ok(stdout.includes(readFileSync(join(out, 'fixed.md'), 'utf8')), 'fixed.md is the printed report')
+  })
 }
