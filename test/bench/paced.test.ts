@@ -46,6 +46,6 @@ t.test('a failed request, a non-2xx answer and one that never answers are counte
     if (n === 7) return // never answers: the timeout ends it
     res.end('ok')
   })
-  const result = await paced({ url, rate: 100, duration: 0.1, timeout: 200 }) as Result
+  const result = await paced({ url, rate: 100, duration: 0.1, timeout: 3000 }) as Result
   t.match(result, { total: 8, errors: 2, non2xx: 1 })
 })
