@@ -1,8 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { runUntracked } from '../helpers/untracked.js'
 
 // The bench's smoke mode, so that `npm run bench` cannot rot: every scenario runs briefly and
 // the table has a row for each. Nothing here looks at how fast anything was.
@@ -29,19 +30,6 @@ const SESSIONS: Record<string, [string, string]> = {
 const root = join(import.meta.dirname, '..', '..')
 const hasRedis = process.env.REDIS_URL !== undefined || spawnSync('redis-server', ['--version']).status === 0
 
-function cleanEnv (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) {
-    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key]
-  }
-  return env
-}
-
-// The bench and its servers must run outside the suite's loaders and coverage, so that they
-// never count towards lib/'s coverage. tap's process tracking puts its variables back into the
-// environment of anything this process spawns; a shell in between drops them again.
-const UNTRACK = 'unset NODE_OPTIONS NODE_V8_COVERAGE $(env | sed -n "s/^\\(_TAPJS[A-Za-z0-9_]*\\)=.*/\\1/p");'
-
 function rowsOf (table: string): string[] {
   return table.split('\n').filter((line) => line.startsWith('| '))
 }
@@ -61,17 +49,7 @@ if (!hasRedis && process.env.CI !== 'true') {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
     t.match(pkg.scripts.bench, /^npm run build && node bench\/run\.js$/, 'npm run bench builds, then runs bench/run.js')
     const build = existsSync(join(root, 'dist', 'index.js')) ? [] : ['npm run build >&2 &&']
-    const command = [UNTRACK, ...build, 'exec node bench/run.js --quick --out "$0"'].join(' ')
-    const child = spawn('sh', ['-c', command, out], {
-      cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    const timer = setTimeout(() => child.kill('SIGTERM'), 110_000)
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
-    clearTimeout(timer)
+    const { code, stdout, stderr } = await runUntracked(root, [...build, 'exec node bench/run.js --quick --out "$0"'].join(' '), [out], 110_000)
     t.equal(code, 0, 'the bench exits 0', { stdout: stdout.slice(-3000), stderr: stderr.slice(-3000) })
 
     const rows = rowsOf(stdout)
@@ -110,16 +88,7 @@ if (!hasRedis && process.env.CI !== 'true') {
     t.equal(pkg.scripts['bench:fixed'], 'npm run build && node bench/fixed.js')
     const build = existsSync(join(root, 'dist', 'index.js')) ? [] : ['npm run build >&2 &&']
     const args = '--rate 200 --duration 1 --rounds 1 --only ours-redis-node,fastify-session-redis9 --out "$0"'
-    const child = spawn('sh', ['-c', [UNTRACK, ...build, `exec node bench/fixed.js ${args}`].join(' '), out], {
-      cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    const timer = setTimeout(() => child.kill('SIGTERM'), 100_000)
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
-    clearTimeout(timer)
+    const { code, stdout, stderr } = await runUntracked(root, [...build, `exec node bench/fixed.js ${args}`].join(' '), [out], 100_000)
     t.equal(code, 0, 'bench:fixed exits 0', { stdout: stdout.slice(-3000), stderr: stderr.slice(-3000) })
     t.match(stdout, 'req/s offered (spread evenly over each second: bench/lib/paced.js)', 'paced by default')
     const rows = rowsOf(stdout)

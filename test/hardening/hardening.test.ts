@@ -1,7 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { runUntracked, type Run } from '../helpers/untracked.js'
 
 // The smoke mode of the hardening scripts (hardening/), so that `npm run fuzz`, `npm run soak`
 // and `npm run flood` cannot rot: each runs briefly, exits 0 and prints its summary. Nothing
@@ -11,33 +12,8 @@ const root = join(import.meta.dirname, '..', '..')
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0
 const CI = process.env.CI === 'true'
 
-function cleanEnv (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) {
-    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key]
-  }
-  return env
-}
-
-// Outside the suite's loaders and coverage: tap puts its variables back into the environment
-// of what this process spawns; a shell in between drops them again.
-const UNTRACKED = 'unset NODE_OPTIONS NODE_V8_COVERAGE $(env | sed -n "s/^\\(_TAPJS[A-Za-z0-9_]*\\)=.*/\\1/p"); exec "$@"'
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
 function run (script: string, args: string[]): Promise<Run> {
-  const child = spawn('sh', ['-c', UNTRACKED, 'sh', process.execPath, join('hardening', script), '--quick', ...args], {
-    cwd: root, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const timer = setTimeout(() => child.kill('SIGTERM'), 100_000)
-  return new Promise((resolve) => child.on('close', (code) => {
-    clearTimeout(timer)
-    resolve({ code, stdout, stderr })
-  }))
+  return runUntracked(root, 'exec "$@"', ['sh', process.execPath, join('hardening', script), '--quick', ...args], 100_000)
 }
 
 function row (stdout: string, first: string): string | undefined {

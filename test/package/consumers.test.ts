@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { cleanEnv, UNTRACK } from '../helpers/untracked.js'
 
 // The package as its users get it, on the Node this suite runs on (.ci/run: every line CI covers).
 // `npm pack` of this repository (the dist/ that `npm test` has just built, no scripts), unpacked
@@ -16,23 +17,14 @@ const root = join(import.meta.dirname, '..', '..')
 const fixtures = join(import.meta.dirname, 'consumer')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
-// What runs must not run under tap's loaders and coverage (the package is dist/, not lib/).
-// tap's process tracking puts its variables back into the environment of anything this process
-// spawns; a shell in between drops them again.
-const UNTRACK = 'unset NODE_OPTIONS NODE_V8_COVERAGE $(env | sed -n "s/^\\(_TAPJS[A-Za-z0-9_]*\\)=.*/\\1/p");'
-
 interface Result { code: number, stdout: string, stderr: string }
 
 /** Runs `command args…` in `cwd`, `node` being the one running this test. */
 async function run (cwd: string, command: string, ...args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const key of Object.keys(env)) {
-    if (key === 'NODE_OPTIONS' || key === 'NODE_V8_COVERAGE' || key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key]
-  }
   const script = `${UNTRACK} cmd="$1"; shift; [ "$cmd" = node ] && cmd="$NODE_BIN"; exec "$cmd" "$@"`
   return await new Promise((resolve) => {
     execFile('sh', ['-c', script, 'sh', command, ...args], {
-      cwd, env: { ...env, NODE_BIN: process.execPath }, maxBuffer: 16 * 2 ** 20
+      cwd, env: { ...cleanEnv(), NODE_BIN: process.execPath }, maxBuffer: 16 * 2 ** 20
     }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
     })
