@@ -15,6 +15,7 @@
 //   npm run bench:commands [-- --requests 100000 --batch 200 --rounds 5 --browser --only a,b --out DIR]
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
@@ -233,7 +234,7 @@ async function main () {
   const report = lines.join('\n') + '\n'
   process.stdout.write(report)
   mkdirSync(values.out, { recursive: true })
-  writeFileSync(new URL('commands.md', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), report)
+  writeFileSync(join(values.out, 'commands.md'), report)
 }
 
 main().then(() => process.exit(0), (err) => {

@@ -22,6 +22,7 @@
 //
 //   npm run bench:fixed [-- --rate 2000 --duration 8 --rounds 3 --connections 50 --only a,b --together --bursts --browser --signed-in --routes write --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { CHROME_USER_AGENT, seedSessions, seedSignedIn } from './lib/load.js'
@@ -61,6 +62,20 @@ const METHODS = values.routes.split(',').map((route) => {
 const SCENARIOS = redisScenarios(values.only)
 
 /**
+ * Offers RATE for DURATION, paced or in autocannon's bursts (chosen once): resolves the
+ * requests answered, those that failed or were not 2xx, and the seconds it took.
+ */
+const offer = BURSTS
+  ? async (load) => {
+    const r = await autocannon({ ...load, overallRate: RATE, timeout: 10 })
+    return { served: r.requests.total, errors: r.errors + r.non2xx, duration: r.duration }
+  }
+  : async (load) => {
+    const r = await paced({ ...load, rate: RATE })
+    return { served: r.total, errors: r.errors + r.non2xx, duration: r.duration }
+  }
+
+/**
  * One run at the fixed rate: achieved req/s, server and Redis CPU per request (µs), and what
  * Redis did per request (commands by name, socket reads, bytes in and out).
  */
@@ -68,15 +83,12 @@ async function measure (server, redisClient, method, cookie) {
   const c0 = await counters(redisClient)
   const s0 = cpuSeconds(server.pid)
   const r0 = await redisCpuSeconds(redisClient)
-  const load = { url: `http://127.0.0.1:${server.port}/counter`, method, headers: { ...HEADERS, cookie }, connections: CONNECTIONS, duration: DURATION }
-  const result = BURSTS
-    ? await autocannon({ ...load, overallRate: RATE, timeout: 10 })
-    : await paced({ ...load, rate: RATE })
-  const served = BURSTS ? result.requests.total : result.total
-  const errors = result.errors + result.non2xx
+  const { served, errors, duration } = await offer({
+    url: `http://127.0.0.1:${server.port}/counter`, method, headers: { ...HEADERS, cookie }, connections: CONNECTIONS, duration: DURATION
+  })
   const serverUs = (cpuSeconds(server.pid) - s0) / served * 1e6
   const redisUs = (await redisCpuSeconds(redisClient) - r0) / served * 1e6
-  return { reqs: served / result.duration, serverUs, redisUs, errors, redis: perRequest(c0, await counters(redisClient), served) }
+  return { reqs: served / duration, serverUs, redisUs, errors, redis: perRequest(c0, await counters(redisClient), served) }
 }
 
 async function main () {
@@ -187,8 +199,8 @@ async function main () {
   const report = lines.join('\n') + '\n'
   process.stdout.write(report)
   mkdirSync(values.out, { recursive: true })
-  writeFileSync(new URL('fixed.md', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), report)
-  writeFileSync(new URL('fixed.json.tmp', `file://${values.out.endsWith('/') ? values.out : values.out + '/'}`), JSON.stringify({ runs, refs }, null, 2))
+  writeFileSync(join(values.out, 'fixed.md'), report)
+  writeFileSync(join(values.out, 'fixed.json.tmp'), JSON.stringify({ runs, refs }, null, 2))
 }
 
 main().then(() => process.exit(0), (err) => {
